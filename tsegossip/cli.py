@@ -1,0 +1,170 @@
+"""The `tsegossip` command. Exit codes: 0 ok, 1 invalid input or refused plan, 2 usage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Callable
+
+from . import __version__
+from .errors import PlanError, SpecError
+from .keys import GossipKey, InvalidKey
+
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line per problem, exit 1."""
+
+
+def _load_plan(path: str):
+    from . import planner, spec
+
+    rollout = spec.load(path)
+    key = GossipKey.from_env(rollout.key_env)
+    return planner.plan(rollout), key
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    print(GossipKey.generate().reveal())
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from . import spec
+
+    rollout = spec.load(args.spec)
+    problems = []
+    if not args.skip_key:
+        try:
+            key = GossipKey.from_env(rollout.key_env)
+        except InvalidKey as err:
+            problems.append(f"key_env: {err}")
+    if problems:
+        raise UserError("\n".join(f"{args.spec}: {p}" for p in problems))
+    nodes = len(rollout.servers.nodes) + sum(len(g.nodes) for g in rollout.client_groups)
+    msg = f"{args.spec}: valid ({rollout.strategy}, target {rollout.target}, {len(rollout.client_groups)} client group(s), {nodes} listed node(s))"
+    if not args.skip_key:
+        msg += f"; key {key.redacted} sha256:{key.fingerprint}"
+    print(msg)
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from . import report
+
+    plan, key = _load_plan(args.spec)
+    render = {"text": report.as_text, "markdown": report.as_markdown, "json": report.as_json}[args.format]
+    out = render(plan, key)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(out if out.endswith("\n") else out + "\n")
+    else:
+        print(out)
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from . import report, schemas
+
+    plan, key = _load_plan(args.spec)
+    groups = ["servers", *(g.name for g in plan.rollout.client_groups)]
+    if args.group not in groups:
+        raise UserError(f"--group: {args.group!r} is not a group of {plan.rollout.name}; allowed: {', '.join(groups)}")
+    try:
+        doc = report.render_fragment(plan, args.stack, args.group, key, reveal=args.reveal)
+    except ValueError as err:
+        raise UserError(f"--group: {err}") from None
+    problems = schemas.problems("agent-gossip-config", doc)
+    if problems:  # our own output failing our own schema is a bug, not user input
+        raise RuntimeError("; ".join(map(str, problems)))
+    print(json.dumps(doc, indent=2))
+    return 0
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tsegossip",
+        description="Switch on Consul gossip encryption without breaking a running cluster: "
+        "plan safe rolling-restart steps, synthesize one Terraform stack per step, deploy them one by one.",
+    )
+    p.add_argument("--version", action="version", version=f"tsegossip {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    s = sub.add_parser("keygen", help="print a new gossip key (like `consul keygen`)",
+                       description="Print base64 of 32 bytes from the OS CSPRNG, exactly like `consul keygen`.")
+    s.set_defaults(func=cmd_keygen)
+
+    s = sub.add_parser("validate", help="check a rollout spec and the key it names",
+                       description="Validate SPEC against schemas/rollout.schema.json and check the key in $key_env.")
+    s.add_argument("spec", metavar="SPEC", help="rollout spec, YAML or JSON")
+    s.add_argument("--skip-key", action="store_true", help="do not require the key variable to be set")
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("plan", help="show the safe steps from today's phases to the target",
+                       description="Compute the rollout's steps (one stack each) and prove every step keeps "
+                       "every pair of agents able to gossip.")
+    s.add_argument("spec", metavar="SPEC")
+    s.add_argument("--format", choices=["text", "markdown", "json"], default="text",
+                   help="text for terminals, markdown for pull requests, json for pipelines (default: text)")
+    s.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    s.set_defaults(func=cmd_plan)
+
+    s = sub.add_parser("render", help="print the agent config fragment of one group in one step",
+                       description="Print the exact gossip JSON a Consul agent of GROUP reads after STACK. "
+                       "The key is redacted unless --reveal.")
+    s.add_argument("spec", metavar="SPEC")
+    s.add_argument("--stack", required=True, metavar="ID", help="a stack id from `tsegossip plan`")
+    s.add_argument("--group", required=True, metavar="NAME", help="a client group name, or `servers`")
+    s.add_argument("--reveal", action="store_true", help="print the key in clear (for piping into a config file)")
+    s.set_defaults(func=cmd_render)
+
+    for register in _extensions():
+        register(sub)
+    return p
+
+
+def _extensions() -> list[Callable]:
+    """Subcommands from lower layers that may be absent while they are being built."""
+    out = []
+    for mod in ("tsegossip.lab.cli", "tsegossip.check_cli", "tsegossip.deploy_cli"):
+        try:
+            module = __import__(mod, fromlist=["register"])
+        except ImportError:
+            continue
+        out.append(module.register)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as err:
+        print(err.render(), file=sys.stderr)
+        return EXIT_INVALID
+    except (PlanError, InvalidKey, UserError) as err:
+        prefix = f"{getattr(args, 'spec', '')}: " if getattr(args, "spec", None) and not str(err).startswith(args.spec) else ""
+        for line in str(err).splitlines():
+            print(f"error: {prefix}{line}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # never a traceback for users; TSEGOSSIP_DEBUG=1 shows it
+        if os.environ.get("TSEGOSSIP_DEBUG"):
+            raise
+        print(f"internal error: {err.__class__.__name__}: {err} (set TSEGOSSIP_DEBUG=1 for details)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

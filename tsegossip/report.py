@@ -1,0 +1,148 @@
+"""Plans rendered for machines (json) and people (text, markdown: the PR comment)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .agentconfig import fragment, tse_parameters
+from .keys import GossipKey
+from .phases import Phase
+from .planner import SERVERS, Plan, Step
+from .spec import ServerType
+
+
+def deploy_command(step: Step) -> str:
+    return f"cdktf deploy {step.stack} --skip-provider-lock"
+
+
+def step_dict(step: Step) -> dict[str, Any]:
+    after = step.after.as_dict()
+    return {
+        "stack": step.stack,
+        "index": step.index,
+        "kind": step.kind.value,
+        "servers": after["servers"],
+        "clients": after["clients"],
+        "moves": [
+            {"role": m.role, "from": m.before.value if m.before else "not-joined", "to": m.after.value, "nodes": m.nodes}
+            for m in step.moves
+        ],
+        "coexisting": [p.value for p in step.proof.coexisting],
+        "safe": step.proof.safe,
+        "splits": [str(c) for c in step.proof.splits],
+        "warnings": list(step.warnings),
+        "deploy": deploy_command(step),
+    }
+
+
+def as_json(plan: Plan, key: GossipKey) -> str:
+    doc = {
+        "name": plan.rollout.name,
+        "strategy": plan.rollout.strategy.value,
+        "target": plan.rollout.target.value,
+        "key": {"redacted": key.redacted, "fingerprint": key.fingerprint, "env": plan.rollout.key_env},
+        "today": plan.initial.as_dict(),
+        "steps": [step_dict(s) for s in plan.steps],
+        "warnings": list(plan.warnings),
+    }
+    return json.dumps(doc, indent=2)
+
+
+def _flags(phase: Phase | None) -> str:
+    if phase is None:
+        return "not joined"
+    if phase is Phase.PLAINTEXT:
+        return "plaintext (no key)"
+    return (
+        f"{phase} (encrypt=key, verify_incoming={str(phase.verify_incoming).lower()}, "
+        f"verify_outgoing={str(phase.verify_outgoing).lower()})"
+    )
+
+
+def _role_label(plan: Plan, role: str) -> str:
+    if role == SERVERS:
+        s = plan.rollout.servers
+        return f"servers (TSE {s.instance_id}, {s.region})" if s.type is ServerType.TSE else f"servers ({len(s.nodes)} nodes)"
+    g = plan.rollout.group(role)
+    return f"client group {role} ({len(g.nodes)} nodes, batch {g.batch_size})"
+
+
+def as_text(plan: Plan, key: GossipKey) -> str:
+    r = plan.rollout
+    lines = [
+        f"rollout {r.name}: strategy {r.strategy}, target {r.target}",
+        f"key: {key.redacted} (sha256:{key.fingerprint}) from ${r.key_env}",
+        f"today: servers {plan.initial.servers}; "
+        + ", ".join(f"{n} {p if p else 'not joined'}" for n, p in plan.initial.clients),
+    ]
+    for w in plan.warnings:
+        lines.append(f"WARNING: {w}")
+    if not plan.steps:
+        lines.append(f"nothing to do: every agent is already {r.target}")
+        return "\n".join(lines)
+    lines.append(f"{len(plan.steps)} step(s):")
+    for s in plan.steps:
+        lines.append("")
+        lines.append(f"step {s.index}/{len(plan.steps)}  stack {s.stack}  ({s.kind})")
+        for m in s.moves:
+            lines.append(f"  {_role_label(plan, m.role)}: {_flags(m.before)} -> {_flags(m.after)}")
+        unmoved = [role for role in s.before.roles() if role not in s.moved_roles]
+        for role in unmoved:
+            lines.append(f"  {_role_label(plan, role)}: unchanged, {_flags(s.before.phase_of(role))}")
+        verdict = "SAFE" if s.proof.safe else "TRANSIENT SPLIT"
+        lines.append(f"  proof [{verdict}]: {s.proof.summary()}")
+        lines.append(f"  deploy: {deploy_command(s)}")
+    return "\n".join(lines)
+
+
+def as_markdown(plan: Plan, key: GossipKey) -> str:
+    """The pull-request comment: warnings first, then one section per stack."""
+    r = plan.rollout
+    out = [f"## tsegossip plan: `{r.name}` ({r.strategy} → {r.target})", ""]
+    if plan.warnings:
+        for w in plan.warnings:
+            out.append(f"> **Warning:** {w}")
+            out.append(">")
+        out.pop()
+        out.append("")
+    out.append(f"Gossip key: `{key.redacted}` (sha256 `{key.fingerprint}`), read from `${r.key_env}` at deploy time.")
+    out.append("")
+    if not plan.steps:
+        out.append(f"Nothing to do: every agent is already `{r.target}`.")
+        return "\n".join(out) + "\n"
+    out.append("| # | stack | servers | " + " | ".join(n for n, _ in plan.initial.clients) + " | verdict |")
+    out.append("|---|---|---|" + "---|" * len(plan.initial.clients) + "---|")
+    out.append("| 0 | *today* | " + " | ".join(
+        [str(plan.initial.servers)] + [str(p) if p else "not joined" for _, p in plan.initial.clients]) + " | |")
+    for s in plan.steps:
+        cells = [str(s.after.servers)] + [str(p) if p else "not joined" for _, p in s.after.clients]
+        moved = set(s.moved_roles)
+        roles = [SERVERS] + [n for n, _ in s.after.clients]
+        cells = [f"**{c}**" if role in moved else c for role, c in zip(roles, cells)]
+        verdict = "✅ safe" if s.proof.safe else "⚠️ transient split"
+        out.append(f"| {s.index} | `{s.stack}` | " + " | ".join(cells) + f" | {verdict} |")
+    for s in plan.steps:
+        out += ["", f"### {s.index}. `{s.stack}`", ""]
+        out.append("| role | before | after |")
+        out.append("|---|---|---|")
+        for m in s.moves:
+            out.append(f"| {_role_label(plan, m.role)} | {_flags(m.before)} | {_flags(m.after)} |")
+        for w in s.warnings:
+            out.append("")
+            out.append(f"> **Warning:** {w}")
+        out.append("")
+        out.append(f"Proof: {s.proof.summary()}.")
+        if s.moves_servers and r.servers.type is ServerType.TSE:
+            params = tse_parameters(s.after.servers, key)
+            out += ["", "TSE console parameters (key redacted):", "", "```json", json.dumps(params, indent=2), "```"]
+        out += ["", "```sh", deploy_command(s), "```"]
+    return "\n".join(out) + "\n"
+
+
+def render_fragment(plan: Plan, stack: str, group: str, key: GossipKey, reveal: bool) -> dict[str, Any]:
+    step = plan.step(stack)
+    phase = step.after.servers if group == SERVERS else step.after.phase_of(group)
+    if phase is None:
+        raise ValueError(f"group {group!r} has not joined after step {stack}")
+    return fragment(phase, key, reveal=reveal)
