@@ -1,0 +1,130 @@
+"""The provider's resource schemas as plain data: the one definition both the provider
+(which serves them over the plugin protocol) and the CDKTF bindings (which emit them)
+are built from. No tf or cdktf import here, so both sides can use it.
+
+Per-node data travels as ONE attribute per resource holding a map keyed by node name;
+the CDKTF side emits it as a single `jsondecode("...")` expression so that 10,000 nodes
+cross the jsii boundary as one string, not 10,000 values.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+PROVIDER_NAME = "tsegossip"
+PROVIDER_SOURCE = "registry.terraform.io/tsegossip/tsegossip"
+PROVIDER_VERSION = "0.1.0"
+
+
+class Kind(enum.Enum):
+    STRING = "string"
+    NUMBER = "number"
+    BOOL = "bool"
+    MAP_STRING = "map(string)"
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    kind: Kind
+    description: str
+    required: bool = False
+    optional: bool = False
+    computed: bool = False
+    sensitive: bool = False
+    requires_replace: bool = False
+
+
+def _a(name, kind, description, **kw) -> Attribute:
+    return Attribute(name, kind, description, **kw)
+
+
+_COMMON = (
+    _a("id", Kind.STRING, "Stable id: <rollout>/<stack>/<role>.", computed=True),
+    _a("rollout", Kind.STRING, "The rollout spec's name.", required=True, requires_replace=True),
+    _a("stack", Kind.STRING, "The stack (plan step) this resource belongs to.", required=True, requires_replace=True),
+    _a("previous_stack", Kind.STRING,
+       "The stack to deploy before this one; named in the error when the cluster is not ready for this step.",
+       optional=True),
+    _a("role", Kind.STRING, "`servers` or the client group's name.", required=True, requires_replace=True),
+    _a("phase", Kind.STRING,
+       "The phase these agents are in after the step: plaintext, accept-encrypted, send-encrypted or enforced. "
+       "Read reports the phase observed live (`mixed` when nodes disagree), so a plan shows drift.",
+       required=True),
+    _a("from_phase", Kind.STRING, "The phase the plan expects these agents in before the step.", required=True),
+    _a("allow_jump", Kind.BOOL,
+       "Allow skipping a phase (direct strategy, servers only). Default: false.", optional=True),
+    _a("key_env", Kind.STRING,
+       "Environment variable holding the gossip key at apply time. The key never enters configuration or state.",
+       required=True),
+    _a("key_fingerprint", Kind.STRING,
+       "sha256 fingerprint (12 hex digits) of the key the plan was made with; apply refuses a different key.",
+       required=True),
+    _a("http_addr", Kind.STRING, "Consul HTTP API used to observe the cluster (members, keyring).", required=True),
+    _a("token_env", Kind.STRING, "Environment variable with the Consul ACL token. Default: CONSUL_HTTP_TOKEN.",
+       optional=True),
+    _a("cacert_env", Kind.STRING, "Environment variable with the CA file path. Default: CONSUL_CACERT.", optional=True),
+    _a("client_cert_env", Kind.STRING, "Environment variable with the client cert path. Default: CONSUL_CLIENT_CERT.",
+       optional=True),
+    _a("client_key_env", Kind.STRING, "Environment variable with the client key path. Default: CONSUL_CLIENT_KEY.",
+       optional=True),
+    _a("timeout_seconds", Kind.NUMBER, "How long to wait for a batch (or TSE) to come back. Default: 120.",
+       optional=True),
+    _a("poll_seconds", Kind.NUMBER, "Interval between live checks. Default: 1.", optional=True),
+)
+
+_NODES = (
+    _a("nodes", Kind.MAP_STRING, "Node name → that agent's Consul HTTP API address.", optional=True),
+    _a("config_path", Kind.STRING,
+       "Where each node's gossip fragment is written; template with {node}, {http_addr}.", optional=True),
+    _a("restart_command", Kind.STRING,
+       "Shell command restarting one node; template with {node}, {config_path}, {http_addr}.", optional=True),
+    _a("observed", Kind.MAP_STRING, "Node name → phase observed live at the last read or apply.", computed=True),
+)
+
+SERVER_PARAMS = (
+    *_COMMON,
+    _a("server_type", Kind.STRING, "`tse` or `self-managed`.", required=True, requires_replace=True),
+    _a("instance_id", Kind.STRING, "TSE instance id (tse only).", optional=True),
+    _a("region", Kind.STRING, "Tencent Cloud region (tse only).", optional=True),
+    *_NODES,
+)
+
+CLIENT_CONFIG = (
+    *_COMMON,
+    _a("batch_size", Kind.NUMBER, "Nodes restarted together. Default: 1.", optional=True),
+    _a("joining", Kind.BOOL,
+       "These agents have not joined yet: write the config and start them; do not require them alive before.",
+       optional=True),
+    *_NODES,
+)
+
+PHASE_GATE = (
+    _a("id", Kind.STRING, "Stable id: <rollout>/<stack>/<when>.", computed=True),
+    _a("rollout", Kind.STRING, "The rollout spec's name.", required=True, requires_replace=True),
+    _a("stack", Kind.STRING, "The stack this gate guards.", required=True, requires_replace=True),
+    _a("when", Kind.STRING, "`before` (checked before any restart) or `after` (once the step is done).",
+       required=True, requires_replace=True),
+    _a("previous_stack", Kind.STRING, "The stack to deploy first when a `before` gate fails.", optional=True),
+    _a("http_addr", Kind.STRING, "Consul HTTP API used to list members and the keyring.", required=True),
+    _a("expected", Kind.MAP_STRING,
+       "Node name → phase it must be in (`not-joined` for nodes that need not be members yet).", required=True),
+    _a("addresses", Kind.MAP_STRING, "Node name → that agent's HTTP API address (to read its own settings).",
+       optional=True),
+    _a("key_env", Kind.STRING, "Environment variable holding the gossip key, to check the keyring.", required=True),
+    _a("key_fingerprint", Kind.STRING, "sha256 fingerprint of the expected key.", required=True),
+    _a("token_env", Kind.STRING, "Environment variable with the Consul ACL token.", optional=True),
+    _a("cacert_env", Kind.STRING, "Environment variable with the CA file path.", optional=True),
+    _a("client_cert_env", Kind.STRING, "Environment variable with the client cert path.", optional=True),
+    _a("client_key_env", Kind.STRING, "Environment variable with the client key path.", optional=True),
+    _a("timeout_seconds", Kind.NUMBER, "How long to wait for the cluster to settle before failing. Default: 60.",
+       optional=True),
+    _a("verdict", Kind.STRING, "What the last check found.", computed=True),
+)
+
+RESOURCES: dict[str, tuple[Attribute, ...]] = {
+    "tsegossip_server_params": SERVER_PARAMS,
+    "tsegossip_client_config": CLIENT_CONFIG,
+    "tsegossip_phase_gate": PHASE_GATE,
+}
