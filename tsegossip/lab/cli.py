@@ -1,0 +1,178 @@
+"""`tsegossip lab ...` subcommands. Wire with `register(subparsers)`; each handler is cmd_x(args) -> int."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+from . import cluster as lab
+
+DEFAULT_DIR = os.environ.get("TSEGOSSIP_LAB_DIR", ".tsegossip-lab")
+
+
+def _err(msg: str) -> int:
+    first, *_rest = str(msg).splitlines() or [""]
+    print(f"error: {first}", file=sys.stderr)
+    for line in _rest:  # log tails etc. go after the one-line error
+        print(f"  {line}", file=sys.stderr)
+    return 1
+
+
+def _guard(fn):
+    def run(args) -> int:
+        try:
+            return fn(args)
+        except lab.LabError as e:
+            return _err(str(e))
+        except KeyboardInterrupt:
+            return _err("interrupted")
+        except OSError as e:
+            return _err(f"{e.strerror or e}: {e.filename}" if getattr(e, "filename", None) else str(e))
+    run.__name__ = fn.__name__
+    run.__doc__ = fn.__doc__
+    return run
+
+
+def _positive(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {v!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {v}")
+    return n
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add the `lab` command (with up/status/restart/down) to an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "lab", help="run a local lab of real gossip agents (serf+memberlist) on 127.0.0.1",
+        description="Run a local lab of gossip agents that behave like Consul agents for LAN gossip "
+                    "(same libraries, config keys, keyring and HTTP API shapes), to try a gossip "
+                    "encryption rollout end to end without touching a real cluster.")
+    sub = p.add_subparsers(dest="lab_command", metavar="{up,status,restart,down}")
+    sub.required = True
+
+    def dir_arg(sp):
+        sp.add_argument("--dir", default=DEFAULT_DIR,
+                        help=f"lab working directory (default: $TSEGOSSIP_LAB_DIR or {DEFAULT_DIR})")
+
+    up = sub.add_parser("up", help="create and start a lab cluster",
+                        description="Create and start a lab cluster (servers + client groups web, api, ...) "
+                                    "and wait until every agent sees every other alive.")
+    dir_arg(up)
+    up.add_argument("--servers", type=_positive, default=3, help="number of server agents (default 3)")
+    up.add_argument("--clients", type=_positive, default=6, help="number of client agents (default 6)")
+    up.add_argument("--groups", type=_positive, default=2,
+                    help="number of client groups: web, api, group-3, ... (default 2)")
+    up.add_argument("--base-port", type=_positive, default=None,
+                    help="use consecutive ports from here (3 per node) instead of free random ones")
+    up.add_argument("--binary", default=None, help="lab agent binary (default: lab/bin/tsegossip-lab-agent, "
+                                                     "built with lab/build.sh if missing)")
+    up.add_argument("--spec-out", metavar="PATH", default=None,
+                    help="also write a rollout spec for this lab to PATH")
+    up.add_argument("--servers-phase", choices=lab.PHASES, default="plaintext",
+                    help="gossip phase the servers start in (default plaintext)")
+    up.add_argument("--clients-phase", choices=lab.PHASES, default="plaintext",
+                    help="gossip phase the clients start in (default plaintext)")
+    up.add_argument("--key-env", default="TSEGOSSIP_KEY",
+                    help="environment variable holding the gossip key for non-plaintext phases; "
+                         "a key is generated and printed when it is unset (default TSEGOSSIP_KEY)")
+    up.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the cluster to form")
+    up.set_defaults(func=cmd_up)
+
+    st = sub.add_parser("status", help="show each agent's view: members, encryption, verify flags",
+                        description="Ask every agent for its members and /v1/agent/self and print one row per node.")
+    dir_arg(st)
+    st.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
+    st.set_defaults(func=cmd_status)
+
+    rs = sub.add_parser("restart", help="restart one agent (graceful leave, start, wait for rejoin)",
+                        description="Stop one agent with SIGTERM (graceful leave), start it again with its "
+                                    "config dir (re-reading 50-gossip.json) and wait until it sees itself "
+                                    "and another member alive.")
+    dir_arg(rs)
+    rs.add_argument("node", help="node name, e.g. server-1 or web-2")
+    rs.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
+    rs.add_argument("--no-wait-join", action="store_true",
+                    help="only wait for the HTTP API, not for the agent to rejoin")
+    rs.set_defaults(func=cmd_restart)
+
+    dn = sub.add_parser("down", help="stop every agent of the lab (files are kept)",
+                        description="Stop every agent (SIGTERM, then SIGKILL after a grace period). "
+                                    "Idempotent; the working directory is left for inspection.")
+    dir_arg(dn)
+    dn.set_defaults(func=cmd_down)
+    return p
+
+
+@_guard
+def cmd_up(args) -> int:
+    fragments = {}
+    key = None
+    if args.servers_phase != "plaintext" or args.clients_phase != "plaintext":
+        key = os.environ.get(args.key_env)
+        if not key:
+            key = lab.generate_key()
+            print(f"lab: ${args.key_env} is not set; generated a key. Use it for the rollout:\n"
+                  f"export {args.key_env}={key}", file=sys.stderr)
+        fragments["servers"] = lab.phase_fragment(args.servers_phase, key)
+        fragments["clients"] = lab.phase_fragment(args.clients_phase, key)
+    c = lab.up(args.dir, servers=args.servers, clients=args.clients, groups=args.groups,
+               base_port=args.base_port, binary=args.binary, initial_fragments=fragments or None,
+               timeout=args.timeout)
+    print(f"lab: {len(c.nodes)} agents up in {c.workdir} (servers: {len(c.servers)}, "
+          f"groups: {', '.join(c.groups) or '-'}); first server HTTP API {c.servers[0].http_addr}",
+          file=sys.stderr)
+    if args.spec_out:
+        lab.write_spec(c, args.spec_out, key_env=args.key_env, servers_phase=args.servers_phase,
+                       clients_phase=args.clients_phase)
+        print(f"lab: wrote rollout spec {os.path.abspath(args.spec_out)}", file=sys.stderr)
+    return 0
+
+
+def _fmt_bool(v) -> str:
+    return "-" if v is None else ("yes" if v else "no")
+
+
+@_guard
+def cmd_status(args) -> int:
+    rows = lab.status(args.dir)
+    if args.format == "json":
+        json.dump([dataclasses.asdict(r) for r in rows], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    header = ("NODE", "ROLE", "PID", "HTTP", "ALIVE", "FAILED", "LEFT", "ENCRYPTED", "V_IN", "V_OUT", "NOTE")
+    table = [header]
+    for r in rows:
+        note = r.error or ""
+        if r.members:
+            bad = [f"{k}={v}" for k, v in sorted(r.members.items()) if v != "alive"]
+            if bad:
+                note = "sees " + ", ".join(bad)
+        table.append((r.name, r.role if r.role == "server" else f"client/{r.group}",
+                      str(r.pid or "-"), r.http_addr.replace("http://", ""),
+                      "-" if r.members_alive is None else str(r.members_alive),
+                      "-" if r.members_failed is None else str(r.members_failed),
+                      "-" if r.members_left is None else str(r.members_left),
+                      _fmt_bool(r.encrypted), _fmt_bool(r.verify_incoming), _fmt_bool(r.verify_outgoing), note))
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+@_guard
+def cmd_restart(args) -> int:
+    lab.restart(args.dir, args.node, timeout=args.timeout, wait_join=not args.no_wait_join)
+    return 0
+
+
+@_guard
+def cmd_down(args) -> int:
+    how = lab.down(args.dir)
+    if not how:
+        print("lab: no agent running", file=sys.stderr)
+    return 0
