@@ -1,0 +1,109 @@
+"""The CLI through the real console script."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.support import EXAMPLES, TEST_KEY, console_script
+
+
+def run(*args, key=TEST_KEY, env_extra=None):
+    env = {k: v for k, v in os.environ.items() if k != "TSEGOSSIP_KEY"}
+    if key is not None:
+        env["TSEGOSSIP_KEY"] = key
+    env.update(env_extra or {})
+    return subprocess.run([console_script(), *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_plan_json_shape():
+    r = run("plan", str(EXAMPLES / "tse-smooth.yaml"), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert [s["stack"] for s in doc["steps"]] == ["shop-1-accept-encrypted", "shop-2-send-encrypted", "shop-3-enforced"]
+    assert doc["steps"][0]["servers"] == "accept-encrypted"
+    assert doc["steps"][0]["clients"] == {"web": "accept-encrypted", "api": "accept-encrypted"}
+    assert doc["steps"][2]["clients"] == {"web": "enforced", "api": "enforced"}
+    assert isinstance(doc["warnings"], list)
+    assert TEST_KEY not in r.stdout
+    assert doc["key"]["redacted"] == "pUqJ*********u5s="
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown"])
+def test_plan_for_people_never_shows_key(fmt):
+    r = run("plan", str(EXAMPLES / "tse-direct.yaml"), "--format", fmt)
+    assert r.returncode == 0, r.stderr
+    assert TEST_KEY not in r.stdout and TEST_KEY not in r.stderr
+    assert "billing-servers-enforced" in r.stdout
+    assert "pUqJ*********u5s=" in r.stdout
+
+
+def test_validate_ok():
+    r = run("validate", str(EXAMPLES / "self-managed.yaml"))
+    assert r.returncode == 0, r.stderr
+    assert "valid" in r.stdout and TEST_KEY not in r.stdout
+
+
+def test_render_redacted_and_revealed():
+    args = ["render", str(EXAMPLES / "tse-smooth.yaml"), "--stack", "shop-2-send-encrypted", "--group", "web"]
+    r = run(*args)
+    assert json.loads(r.stdout) == {"encrypt": "pUqJ*********u5s=", "encrypt_verify_incoming": False,
+                                    "encrypt_verify_outgoing": True}
+    r = run(*args, "--reveal")
+    assert json.loads(r.stdout)["encrypt"] == TEST_KEY
+
+
+def test_fails_key_env_unset():
+    r = run("plan", str(EXAMPLES / "tse-smooth.yaml"), key=None)
+    assert r.returncode == 1
+    assert "environment variable TSEGOSSIP_KEY (named by key_env) is not set" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_fails_key_wrong_length():
+    r = run("plan", str(EXAMPLES / "tse-smooth.yaml"), key="c2hvcnQ=")
+    assert r.returncode == 1
+    assert "decodes to 5 bytes; memberlist accepts 16, 24 or 32" in r.stderr
+
+
+def test_fails_key_not_base64():
+    r = run("plan", str(EXAMPLES / "tse-smooth.yaml"), key="not a key!")
+    assert r.returncode == 1
+    assert "not valid base64" in r.stderr
+
+
+def test_fails_invalid_spec_exit_1(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((EXAMPLES / "tse-smooth.yaml").read_text().replace("strategy: smooth", "strategy: fast"))
+    r = run("plan", str(bad))
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"{bad}: strategy: 'fast' is not allowed; allowed: smooth, direct"
+
+
+def test_fails_direct_with_joined_clients(tmp_path):
+    bad = tmp_path / "direct.yaml"
+    bad.write_text((EXAMPLES / "tse-smooth.yaml").read_text().replace("strategy: smooth", "strategy: direct"))
+    r = run("plan", str(bad))
+    assert r.returncode == 1
+    assert "strategy direct is only for clients that have not joined yet" in r.stderr
+    assert "Use strategy smooth" in r.stderr
+
+
+def test_fails_unknown_stack():
+    r = run("render", str(EXAMPLES / "tse-smooth.yaml"), "--stack", "nope", "--group", "web")
+    assert r.returncode == 1
+    assert "no step with stack id 'nope'" in r.stderr
+
+
+def test_usage_error_exit_2():
+    r = run("plan")
+    assert r.returncode == 2
+    assert "usage:" in r.stderr
+
+
+@pytest.mark.parametrize("cmd", [[], ["plan"], ["validate"], ["render"], ["keygen"]])
+def test_every_command_has_help(cmd):
+    r = run(*cmd, "--help")
+    assert r.returncode == 0
+    assert "usage: tsegossip" in r.stdout

@@ -1,0 +1,78 @@
+import base64
+import pickle
+import subprocess
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tsegossip.keys import GossipKey, InvalidKey, fingerprint_of
+
+from tests.support import TEST_KEY, console_script
+
+
+def test_repr_str_and_format_never_show_the_key():
+    key = GossipKey(TEST_KEY)
+    for shown in (repr(key), str(key), f"{key}", "%s" % key, str([key]), str({"k": key})):
+        assert TEST_KEY not in shown
+        assert TEST_KEY[4:-4] not in shown
+    assert key.reveal() == TEST_KEY
+
+
+def test_redacted_like_the_seed_with_fingerprint():
+    key = GossipKey(TEST_KEY)
+    assert key.redacted == "pUqJ*********u5s="
+    assert key.fingerprint == fingerprint_of(TEST_KEY)
+    assert len(key.fingerprint) == 12 and int(key.fingerprint, 16) >= 0
+
+
+def test_fails_pickle():
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(GossipKey(TEST_KEY))
+
+
+@given(st.binary(min_size=0, max_size=64))
+def test_accepts_exactly_16_24_32_bytes(raw):
+    text = base64.b64encode(raw).decode()
+    if len(raw) in (16, 24, 32):
+        key = GossipKey(text)
+        assert key.size == len(raw)
+        assert key == GossipKey(text)
+        assert text not in repr(key)
+    else:
+        with pytest.raises(InvalidKey) as err:
+            GossipKey(text)
+        assert text not in str(err.value) or not text
+        assert "16, 24 or 32" in str(err.value) or "empty" in str(err.value)
+
+
+@given(st.text(min_size=1, max_size=60).filter(lambda s: s.strip()))
+def test_non_base64_is_refused_with_reason(text):
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except Exception:
+        with pytest.raises(InvalidKey, match="not valid base64"):
+            GossipKey(text)
+        return
+    if len(raw) not in (16, 24, 32):
+        with pytest.raises(InvalidKey, match="decodes to"):
+            GossipKey(text)
+
+
+def test_fails_env_unset():
+    with pytest.raises(InvalidKey, match="environment variable GK .*not set"):
+        GossipKey.from_env("GK", {})
+
+
+def test_fails_env_wrong_length():
+    with pytest.raises(InvalidKey, match="GK: the gossip key decodes to 8 bytes"):
+        GossipKey.from_env("GK", {"GK": base64.b64encode(b"12345678").decode()})
+
+
+def test_keygen_prints_consul_style_key():
+    out = [subprocess.run([console_script(), "keygen"], capture_output=True, text=True, check=True).stdout.strip()
+           for _ in range(2)]
+    assert out[0] != out[1]
+    for text in out:
+        assert len(text) == 44
+        assert len(base64.b64decode(text, validate=True)) == 32

@@ -1,0 +1,212 @@
+import base64
+import copy
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tsegossip import spec
+from tsegossip.errors import SpecError
+from tsegossip.phases import Phase
+from tests.support import EXAMPLES, TEST_KEY
+
+BASE = {
+    "name": "shop",
+    "strategy": "smooth",
+    "key_env": "TSEGOSSIP_KEY",
+    "servers": {"type": "tse", "phase": "plaintext", "http_addr": "http://tse.test:8500",
+                "instance_id": "ins-7f3a9c2e", "region": "ap-guangzhou"},
+    "client_groups": [
+        {"name": "web", "phase": "plaintext", "config_path": "/etc/consul.d/g.json",
+         "restart_command": "systemctl restart consul", "nodes": [{"name": "web-1", "http_addr": "http://web-1.test:8500"}]},
+    ],
+}
+
+
+def problems(doc):
+    with pytest.raises(SpecError) as err:
+        spec.parse(doc)
+    return [str(p) for p in err.value.problems]
+
+
+def edited(**paths):
+    doc = copy.deepcopy(BASE)
+    for path, value in paths.items():
+        node = doc
+        parts = path.split("__")
+        for part in parts[:-1]:
+            node = node[int(part)] if part.isdigit() else node[part]
+        last = parts[-1]
+        if value is ...:
+            del node[last]
+        else:
+            node[int(last) if last.isdigit() else last] = value
+    return doc
+
+
+def test_examples_load():
+    names = {p.name for p in EXAMPLES.glob("*.yaml")}
+    assert {"tse-smooth.yaml", "tse-direct.yaml", "self-managed.yaml"} <= names
+    for p in EXAMPLES.glob("*.yaml"):
+        spec.load(p)
+
+
+def test_defaults_come_from_the_schema():
+    r = spec.parse(BASE)
+    assert r.target is Phase.ENFORCED
+    assert r.client_groups[0].joined is True
+    assert r.client_groups[0].batch_size == 1
+    assert r.consul.token_env == "CONSUL_HTTP_TOKEN"
+    assert r.timeouts.tse_seconds == 900
+
+
+def test_model_is_frozen():
+    r = spec.parse(BASE)
+    with pytest.raises(Exception):
+        r.name = "x"
+
+
+def test_fails_unknown_field():
+    assert problems(edited(colour="blue")) == [
+        "colour: unknown field 'colour'; allowed: client_groups, consul, key_env, name, servers, strategy, target, timeouts"
+    ]
+
+
+def test_fails_unknown_field_in_group():
+    [p] = problems(edited(client_groups__0__size=3))
+    assert p.startswith("client_groups[0].size: unknown field 'size'; allowed: batch_size, config_path, joined, name")
+
+
+def test_fails_wrong_type():
+    assert problems(edited(client_groups__0__joined="yes")) == [
+        "client_groups[0].joined: 'yes' has the wrong type (str); expected boolean"
+    ]
+
+
+def test_fails_unknown_phase():
+    assert problems(edited(servers__phase="half")) == [
+        "servers.phase: 'half' is not allowed; allowed: plaintext, accept-encrypted, send-encrypted, enforced"
+    ]
+
+
+def test_fails_unknown_strategy():
+    assert problems(edited(strategy="fast")) == ["strategy: 'fast' is not allowed; allowed: smooth, direct"]
+
+
+def test_fails_unknown_server_type():
+    [p] = problems(edited(servers__type="k8s"))
+    assert p == "servers.type: 'k8s' is not allowed; allowed: tse, self-managed"
+
+
+def test_fails_tse_without_instance_id():
+    assert problems(edited(servers__instance_id=...)) == ["servers.instance_id: is required"]
+
+
+def test_fails_self_managed_fields_on_tse():
+    [p] = problems(edited(servers__restart_command="x"))
+    assert p.startswith("servers.restart_command: unknown field 'restart_command'; allowed:")
+
+
+def test_fails_duplicate_group_names():
+    doc = copy.deepcopy(BASE)
+    second = copy.deepcopy(doc["client_groups"][0])
+    second["nodes"] = [{"name": "web-2", "http_addr": "http://web-2.test:8500"}]
+    doc["client_groups"].append(second)
+    assert problems(doc) == [
+        "client_groups[1].name: duplicate group name 'web'; already used by client_groups[0]; group names are unique"
+    ]
+
+
+def test_fails_duplicate_node_names():
+    doc = copy.deepcopy(BASE)
+    doc["client_groups"][0]["nodes"].append({"name": "web-1", "http_addr": "http://x.test:8500"})
+    assert problems(doc) == [
+        "client_groups[0].nodes[1].name: duplicate node name 'web-1'; already used at client_groups[0].nodes[0]; "
+        "node names are unique across the cluster"
+    ]
+
+
+def test_fails_empty_node_list():
+    assert problems(edited(client_groups__0__nodes=[])) == ["client_groups[0].nodes: must list at least 1 item(s); got 0"]
+
+
+def test_fails_batch_size_below_one():
+    assert problems(edited(client_groups__0__batch_size=0)) == ["client_groups[0].batch_size: 0 is out of range; allowed: >= 1"]
+
+
+def test_fails_literal_key_field():
+    [p] = problems(edited(encrypt=TEST_KEY))
+    assert p.startswith("encrypt: a literal gossip key does not belong in the spec")
+    assert "key_env" in p
+    assert TEST_KEY not in p
+
+
+def test_fails_literal_key_in_key_env():
+    [p] = problems(edited(key_env=TEST_KEY))
+    assert p.startswith("key_env: this value looks like a literal gossip key")
+    assert TEST_KEY not in p
+
+
+def test_fails_literal_token():
+    [p] = problems(edited(consul={"token": "abc"}))
+    assert p.startswith("consul.token: a literal ACL token does not belong in the spec")
+
+
+def test_fails_uuid_token_value():
+    [p] = problems(edited(consul={"token_env": "0b1c2d3e-1111-2222-3333-444455556666"}))
+    assert "looks like a literal ACL token" in p
+
+
+def test_fails_bad_yaml(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("name: [unclosed\n")
+    with pytest.raises(SpecError, match="is not valid YAML"):
+        spec.load(f)
+
+
+def test_fails_missing_file(tmp_path):
+    with pytest.raises(SpecError, match="no such file"):
+        spec.load(tmp_path / "none.yaml")
+
+
+def test_json_spec(tmp_path):
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps(BASE))
+    assert spec.load(f).name == "shop"
+
+
+# --- properties -----------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+FIELDS = ["name", "strategy", "target", "key_env", "servers", "client_groups", "consul", "timeouts", "extra"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from(FIELDS), value=json_values)
+def test_any_mutation_is_accepted_or_explained(field, value):
+    """Whatever lands in a field, parse either builds the model or raises SpecError whose
+    every problem names a path; nothing else escapes."""
+    doc = copy.deepcopy(BASE)
+    doc[field] = value
+    try:
+        r = spec.parse(doc)
+    except SpecError as err:
+        assert err.problems
+        for p in err.problems:
+            assert p.message
+    else:
+        assert isinstance(r, spec.Rollout)
+
+
+@given(st.binary(min_size=16, max_size=32).filter(lambda b: len(b) in (16, 24, 32)),
+       st.sampled_from(["name", "key_env", "client_groups__0__config_path", "servers__http_addr"]))
+def test_any_key_pasted_anywhere_is_refused(raw, where):
+    key = base64.b64encode(raw).decode()
+    found = problems(edited(**{where: key}))
+    assert any("literal gossip key" in p for p in found)
+    assert all(key not in p for p in found)
