@@ -1,0 +1,46 @@
+#!/usr/bin/env python
+"""CDKTF app: one Terraform stack per planned step of the rollout in $TSEGOSSIP_SPEC.
+
+Wiring only. Run with `python main.py` or `cdktf synth` (cdktf.json points here).
+The gossip key is read from the environment variable the spec names, and only its
+fingerprint reaches the synthesized configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from tsegossip import planner, spec
+from tsegossip.errors import PlanError, SpecError
+from tsegossip.keys import GossipKey, InvalidKey
+
+DEFAULT_SPEC = "examples/tse-smooth.yaml"
+
+
+def main() -> int:
+    path = os.environ.get("TSEGOSSIP_SPEC", DEFAULT_SPEC)
+    try:
+        rollout = spec.load(path)
+        key = GossipKey.from_env(rollout.key_env)
+        plan = planner.plan(rollout)
+    except SpecError as err:
+        print(err.render(), file=sys.stderr)
+        return 1
+    except (PlanError, InvalidKey) as err:
+        print(f"error: {path}: {err}", file=sys.stderr)
+        return 1
+
+    from tsegossip.constructs import PhaseStack, PhaseStackProps
+    from tsegossip.constructs._cdk import App
+
+    app = App()
+    previous = None
+    for step in plan.steps:
+        previous = PhaseStack(app, step.stack, PhaseStackProps.for_step(plan, step, key, previous))
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

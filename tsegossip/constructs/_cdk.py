@@ -1,0 +1,32 @@
+"""The one module that imports the CDK libraries.
+
+CDKTF was archived at 0.21.0; its community fork CDK Terrain (`cdktn`) is a drop-in
+rename. Everything else in tsegossip imports from here, so switching is one line.
+"""
+
+from __future__ import annotations
+
+try:
+    import cdktf as cdk
+except ImportError:  # pragma: no cover - exercised only where the fork is installed
+    import cdktn as cdk  # type: ignore[no-redef]
+
+import constructs
+import jsii
+
+App = cdk.App
+TerraformStack = cdk.TerraformStack
+TerraformResource = cdk.TerraformResource
+TerraformProvider = cdk.TerraformProvider
+TerraformProviderGeneratorMetadata = cdk.TerraformProviderGeneratorMetadata
+LocalBackend = cdk.LocalBackend
+Testing = cdk.Testing
+Construct = constructs.Construct
+IValidation = constructs.IValidation
+implements = jsii.implements
+LIBRARY = cdk.__name__
+
+__all__ = [
+    "App", "TerraformStack", "TerraformResource", "TerraformProvider", "TerraformProviderGeneratorMetadata",
+    "LocalBackend", "Testing", "Construct", "IValidation", "implements", "LIBRARY",
+]
