@@ -1,0 +1,81 @@
+"""`tsegossip check`: every node's liveness, observed phase and keys, against the spec."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+
+from . import observe
+from .keys import GossipKey
+from .planner import SERVERS, State, initial_state
+from .spec import Rollout, ServerType
+from .verdict import NOT_JOINED, ClusterVerdict, judge
+
+
+def access_of(rollout: Rollout) -> observe.Access:
+    c = rollout.consul
+    return observe.Access(c.token_env, c.cacert_env, c.client_cert_env, c.client_key_env)
+
+
+def expectations(rollout: Rollout, state: State) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """(node → expected phase, node → role, node → http_addr) for a planned state."""
+    expected: dict[str, str] = {}
+    roles: dict[str, str] = {}
+    addrs: dict[str, str] = {}
+    for n in rollout.servers.nodes:
+        expected[n.name] = state.servers.value
+        roles[n.name] = SERVERS
+        addrs[n.name] = n.http_addr
+    for g in rollout.client_groups:
+        phase = state.phase_of(g.name)
+        for n in g.nodes:
+            expected[n.name] = phase.value if phase else NOT_JOINED
+            roles[n.name] = g.name
+            addrs[n.name] = n.http_addr
+    return expected, roles, addrs
+
+
+def run_check(rollout: Rollout, key: GossipKey | None, state: State | None = None,
+              timeout: float = observe.DEFAULT_TIMEOUT) -> ClusterVerdict:
+    state = state or initial_state(rollout)
+    expected, roles, addrs = expectations(rollout, state)
+    access = access_of(rollout)
+    if rollout.servers.type is ServerType.TSE:
+        # TSE lists no server nodes: observe the server behind http_addr under its own name.
+        me = observe.node_settings(rollout.servers.http_addr, None, access, timeout)
+        name = me.name if me.reachable else "tse-servers"
+        expected[name] = state.servers.value
+        roles[name] = SERVERS
+        addrs[name] = rollout.servers.http_addr
+    watched = {n: a for n, a in addrs.items() if expected[n] != NOT_JOINED}
+    view = observe.observe(rollout.servers.http_addr, watched, access, timeout)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        rings = dict(zip(watched, pool.map(
+            lambda a: observe.keyring(a, access, timeout, local_only=True), watched.values())))
+    return judge(view, expected, roles, key.fingerprint if key else None, rollout.key_env, rings)
+
+
+def as_table(verdict: ClusterVerdict) -> str:
+    head = ("node", "role", "member", "observed", "expected", "keys", "ok")
+    rows = [head]
+    for n in verdict.nodes:
+        keys = "-" if n.keys is None else (",".join(n.keys) or "none")
+        rows.append((n.name, n.role, n.member, n.observed, n.expected, keys, "ok" if n.ok else "NO"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.append(f"keyring: {verdict.keyring}")
+    for p in verdict.all_problems():
+        lines.append(f"problem: {p}")
+    ok = sum(n.ok for n in verdict.nodes)
+    lines.append(f"{ok}/{len(verdict.nodes)} nodes as expected" + ("" if verdict.ok else "; cluster differs from the spec"))
+    return "\n".join(lines)
+
+
+def as_json(verdict: ClusterVerdict) -> str:
+    return json.dumps({
+        "ok": verdict.ok,
+        "nodes": [{**asdict(n), "ok": n.ok} for n in verdict.nodes],
+        "keyring": verdict.keyring,
+        "problems": verdict.all_problems(),
+    }, indent=2)

@@ -1,0 +1,111 @@
+"""Judge a live cluster against the phases it should be in.
+
+Shared by `tsegossip check` and the provider's phase gate, so both say the same thing
+about the same cluster. Sits just above observe: it imports observe, phases and keys only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from . import observe
+from .phases import Phase
+
+NOT_JOINED = "not-joined"
+
+
+@dataclass(frozen=True)
+class NodeVerdict:
+    name: str
+    role: str
+    expected: str              # a phase name, or not-joined
+    member: str                # alive / failed / left / absent / unknown
+    observed: str              # a phase name, unreachable or unknown
+    keys: tuple[str, ...] | None  # fingerprints in the node's own keyring; None when not listed
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class ClusterVerdict:
+    nodes: tuple[NodeVerdict, ...]
+    keyring: str
+    problems: tuple[str, ...]   # cluster-wide ones (members unreadable, keyring short)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(n.ok for n in self.nodes)
+
+    def all_problems(self) -> list[str]:
+        return list(self.problems) + [f"{n.name}: {p}" for n in self.nodes for p in n.problems]
+
+
+def stale_keyring_fix(name: str, key_env: str) -> str:
+    return (
+        f"{name}'s keyring does not hold the key in ${key_env}: Consul keeps using <data_dir>/serf/local.keyring once it "
+        "exists and ignores a changed `encrypt` (log: \"keyring doesn't include key provided with -encrypt, using keyring\"). "
+        f"Fix: install the key cluster-wide (`consul keyring -install` / POST /v1/operator/keyring), or stop {name}, "
+        "delete serf/local.keyring from its data dir and start it again"
+    )
+
+
+def judge(
+    view: observe.ClusterView,
+    expected: Mapping[str, str],
+    roles: Mapping[str, str],
+    fingerprint: str | None,
+    key_env: str = "the key variable",
+    local_keys: Mapping[str, observe.KeyringView] | None = None,
+) -> ClusterVerdict:
+    """Compare `view` with `expected` (node → phase name or not-joined).
+
+    fingerprint is the expected key's; None skips key checks. local_keys holds each
+    node's own keyring listing (local-only), when it was read.
+    """
+    cluster_problems: list[str] = []
+    if view.members is None:
+        cluster_problems.append(f"cannot list members: {view.members_error}")
+    rows: list[NodeVerdict] = []
+    any_encrypted = False
+    for name in sorted(expected, key=lambda n: (roles.get(n) != "servers", roles.get(n, ""), n)):
+        want = expected[name]
+        member = view.member_status(name)
+        node = view.nodes.get(name)
+        observed = node.label if node else "unknown"
+        problems: list[str] = []
+        if want == NOT_JOINED:
+            if member == "alive":
+                problems.append("is an alive member although the spec says it has not joined")
+        else:
+            if member != "alive" and view.members is not None:
+                problems.append(f"member status {member}, expected alive")
+            if node is not None and not node.reachable:
+                problems.append(node.describe())
+            elif observed != want:
+                problems.append(f"runs {node.describe() if node else observed}, expected {want}")
+            if want != Phase.PLAINTEXT.value:
+                any_encrypted = True
+        keys: tuple[str, ...] | None = None
+        ring = (local_keys or {}).get(name)
+        if ring is not None and ring.ok:
+            keys = tuple(sorted(ring.fingerprints))
+            if fingerprint and want not in (Phase.PLAINTEXT.value, NOT_JOINED) and fingerprint not in keys:
+                problems.append(stale_keyring_fix(name, key_env))
+        elif ring is not None and ring.empty:
+            keys = ()
+        rows.append(NodeVerdict(name, roles.get(name, ""), want, member, observed, keys, tuple(problems)))
+    ring_text = "not read"
+    if view.keyring is not None:
+        ring_text = view.keyring.describe()
+        if any_encrypted and fingerprint:
+            if view.keyring.ok and not view.keyring.holds_everywhere(fingerprint):
+                cluster_problems.append(
+                    f"the keyring does not hold key sha256:{fingerprint} on every node ({ring_text})"
+                )
+            elif not view.keyring.ok and not view.keyring.empty:
+                cluster_problems.append(f"cannot list the keyring: {view.keyring.error}")
+    return ClusterVerdict(tuple(rows), ring_text, tuple(cluster_problems))
