@@ -1,0 +1,61 @@
+"""Write a node's gossip fragment to its config_path, atomically and privately.
+
+The fragment holds the clear key, so the file is created 0600 from the start (a temp
+file in the same directory, then rename): no reader ever sees a half-written config,
+and no moment exists where the key sits in a world-readable file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any, Mapping
+
+from ..schemas import problems
+
+SCHEMA = "agent-gossip-config"
+
+
+class FragmentError(ValueError):
+    """The fragment or its path is not acceptable; the message never contains the key."""
+
+
+def render_path(template: str, node: str, http_addr: str) -> str:
+    """config_path for one node: the template with {node} and {http_addr} filled in."""
+    try:
+        return template.format(node=node, http_addr=http_addr)
+    except (KeyError, IndexError, ValueError) as err:
+        raise FragmentError(
+            f"config_path {template!r} is not a valid template ({err}); allowed placeholders: {{node}}, {{http_addr}}"
+        ) from None
+
+
+def write_fragment(path: str, fragment: Mapping[str, Any]) -> str:
+    """Validate `fragment` against schemas/agent-gossip-config.schema.json and write it to `path`."""
+    found = problems(SCHEMA, dict(fragment))
+    if found:
+        # Problems name paths and values; scrub the key out in case a value is quoted.
+        key = fragment.get("encrypt")
+        text = "; ".join(str(p) for p in found)
+        if isinstance(key, str) and key:
+            text = text.replace(key, "<redacted>")
+        raise FragmentError(f"refusing to write an invalid gossip fragment to {path}: {text}")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tsegossip-", suffix=".tmp", dir=directory)  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(dict(fragment), fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path

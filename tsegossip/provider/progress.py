@@ -1,0 +1,64 @@
+"""Progress lines from a running apply, to wherever a person can see them.
+
+Terraform gives a provider no progress channel: the plugin protocol returns only at
+the end of an apply, and the tf framework stubs go-plugin's stdio stream. So each line
+goes to three places:
+
+- stderr, prefixed `[INFO]`: go-plugin parses that prefix and Terraform logs the line at
+  INFO (visible with TF_LOG=INFO, or in TF_LOG_PATH);
+- a log file, $TSEGOSSIP_PROGRESS_LOG or <project>/.tsegossip/progress.log
+  (`tail -f` it during `cdktf deploy`);
+- the controlling terminal (/dev/tty) when there is one and TSEGOSSIP_PROGRESS_TTY is not 0,
+  so an interactive `terraform apply` / `cdktf deploy` shows the batches as they happen.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Mapping
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_log_path(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    if env.get("TSEGOSSIP_PROGRESS_LOG"):
+        return Path(env["TSEGOSSIP_PROGRESS_LOG"])
+    root = Path(env.get("TSEGOSSIP_ROOT") or PROJECT_ROOT)
+    return root / ".tsegossip" / "progress.log"
+
+
+class Progress:
+    def __init__(self, log_path: Path | None = None, stderr=None, tty: bool | None = None,
+                 environ: Mapping[str, str] | None = None):
+        env = os.environ if environ is None else environ
+        self.log_path = log_path if log_path is not None else default_log_path(env)
+        self.stderr = sys.stderr if stderr is None else stderr
+        self.tty = (env.get("TSEGOSSIP_PROGRESS_TTY", "1") != "0") if tty is None else tty
+        self.lines: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        self.say(line)
+
+    def say(self, line: str) -> None:
+        self.lines.append(line)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        try:
+            print(f"[INFO] tsegossip: {line}", file=self.stderr, flush=True)
+        except (OSError, ValueError):
+            pass
+        try:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path, "a", encoding="utf-8") as fh:
+                fh.write(f"{stamp} {line}\n")
+        except OSError:
+            pass
+        if self.tty:
+            try:
+                with open("/dev/tty", "w", encoding="utf-8") as tty:
+                    tty.write(f"tsegossip: {line}\n")
+            except OSError:
+                self.tty = False  # no terminal: stop trying
