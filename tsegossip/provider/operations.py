@@ -123,20 +123,30 @@ def _group_labels(labels: Mapping[str, str]) -> str:
     return ", ".join(f"{label} ({', '.join(nodes)})" for label, nodes in sorted(by.items()))
 
 
-def _keyring_refusal(diags: Diagnostics, state: Mapping, key: GossipKey, ring: obs.KeyringView | None) -> None:
+def key_installed(world: World, http_addr: str, fingerprint: str, nodes: Mapping[str, str],
+                  access: obs.Access) -> tuple[bool, str]:
+    """Whether every node holds the key: the cluster-wide keyring list when it answers; when it
+    cannot (agents without a keyring make it fail), each of `nodes` asked about its own keyring."""
+    ring = world.keyring(http_addr, access)
+    if ring.ok:
+        return ring.holds_everywhere(fingerprint), f"via {http_addr}: {ring.describe()}"
+    missing: list[str] = []
+    for name, addr in sorted(nodes.items()):
+        own = world.keyring(addr, access, local_only=True)
+        if not own.ok:
+            missing.append(f"{name}: {own.error}")
+        elif not own.holds_everywhere(fingerprint):
+            missing.append(f"{name}: {own.describe()}")
+    if missing:
+        return False, (f"cluster-wide list via {http_addr} failed ({ring.error}); per node: " + "; ".join(missing))
+    return True, f"each of {len(nodes)} node(s) holds it in its own keyring (cluster-wide list: {ring.error})"
+
+
+def _keyring_refusal(diags: Diagnostics, state: Mapping, key: GossipKey, seen: str) -> None:
     data_dir = "<data_dir>"
-    if ring is None or ring.error:
-        diags.add_error(
-            "Cannot confirm the keyring holds the key",
-            f"Encryption is already on for this step (from_phase {state.get('from_phase')}), so every agent must "
-            f"hold key {key.fingerprint} before any restart, but the keyring could not be listed through "
-            f"{state.get('http_addr')}: {ring.error if ring else 'not observed'}. Nothing was changed.",
-            path=["key_fingerprint"],
-        )
-        return
     diags.add_error(
-        "The cluster's keyring does not hold the key on every node",
-        f"Keyring via {state.get('http_addr')}: {ring.describe()}; the key in ${state.get('key_env')} is "
+        "The keyring does not hold the key on every node",
+        f"Keyring {seen}; the key in ${state.get('key_env')} is "
         f"{key.fingerprint}. An agent restarted now would log `keyring doesn't include key provided with -encrypt, "
         "using keyring` and keep gossiping with the old key. Either the key is the wrong one (export the right one), "
         "or the agents' keyring is stale: install the key with the keyring API (POST /v1/operator/keyring "
@@ -219,7 +229,7 @@ def _roll_nodes(state: State, world: World, diags: Diagnostics, batch_size: int)
     poll = _num(state, "poll_seconds", DEFAULTS["poll_seconds"])
     batch_size = max(1, int(batch_size))
 
-    view = world.observe(state["http_addr"], nodes, access, with_keyring=source.has_key and target.has_key)
+    view = world.observe(state["http_addr"], nodes, access, with_keyring=False)
     labels = view.phases()
     pending = [n for n in sorted(nodes) if labels[n] != str(target)]
     if not pending:
@@ -240,8 +250,9 @@ def _roll_nodes(state: State, world: World, diags: Diagnostics, batch_size: int)
 
     if source.has_key and target.has_key:
         assert key is not None
-        if view.keyring is None or not view.keyring.holds_everywhere(key.fingerprint):
-            _keyring_refusal(diags, state, key, view.keyring)
+        ok, seen = key_installed(world, state["http_addr"], key.fingerprint, nodes, access)
+        if not ok:
+            _keyring_refusal(diags, state, key, seen)
             raise Refused
 
     doc = fragment(target, key, reveal=True)
@@ -344,9 +355,9 @@ def _roll_tse(state: State, world: World, diags: Diagnostics) -> State:
         raise Refused
     if source.has_key and target.has_key:
         assert key is not None
-        ring = world.keyring(state["http_addr"], access)
-        if not ring.holds_everywhere(key.fingerprint):
-            _keyring_refusal(diags, state, key, ring)
+        ok, seen = key_installed(world, state["http_addr"], key.fingerprint, dict(state.get("nodes") or {}), access)
+        if not ok:
+            _keyring_refusal(diags, state, key, seen)
             raise Refused
 
     shown = json.dumps(tse_parameters(target, key, reveal=False), indent=2)
@@ -444,12 +455,13 @@ def _gate_once(state: Mapping, world: World, expected: Mapping[str, Phase], addr
         if view.phase is not want or not view.reachable:
             mismatches.append(f"{name}: expected {want}, saw {view.describe()}")
     ring_note = ""
-    if fingerprint:
-        ring = world.keyring(state["http_addr"], access)
-        if not ring.holds_everywhere(fingerprint):
-            mismatches.append(f"keyring: expected {fingerprint} on every node, saw {ring.describe()}")
+    if fingerprint and not mismatches:
+        keyed = {n: addresses[n] for n, p in expected.items() if p.has_key}
+        ok, seen = key_installed(world, state["http_addr"], fingerprint, keyed, access)
+        if not ok:
+            mismatches.append(f"keyring: expected {fingerprint} on every node, saw {seen}")
         else:
-            ring_note = f"; keyring holds {fingerprint} on {ring.num_nodes}/{ring.num_nodes}"
+            ring_note = f"; key {fingerprint} installed ({seen})"
     return mismatches, ring_note
 
 
@@ -507,10 +519,11 @@ def plan_update(current: Optional[State], planned: State, changed: set[str], com
 
 
 def forget(current: State, diags: Diagnostics, what: str) -> None:
+    """Delete: drop the resource from state, touch no agent, and say so."""
+    where = f" (last seen: {current['phase']})" if current.get("phase") else ""
     diags.add_warning(
         f"{what} forgotten; agents keep their gossip settings",
-        "tsegossip never downgrades on destroy: the agents stay in the phase they are in "
-        f"({current.get('phase') or current.get('verdict') or 'as observed'}). To go back, apply a step "
-        "whose phase is lower.",
+        f"tsegossip never downgrades on destroy: the agents stay in the phase they are in{where}. "
+        "To go back, apply a step whose phase is lower.",
     )
     return None
