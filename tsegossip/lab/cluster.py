@@ -595,7 +595,7 @@ def restart(workdir: str | os.PathLike | LabCluster, node: str, timeout: float =
     return took
 
 
-def down(workdir: str | os.PathLike | LabCluster, grace: float = 3.0, quiet: bool = False) -> dict[str, str]:
+def down(workdir: str | os.PathLike | LabCluster, grace: float = 2.0, quiet: bool = False) -> dict[str, str]:
     """Stop every agent (SIGTERM, SIGKILL after `grace` s). Idempotent; files are kept."""
     if not isinstance(workdir, LabCluster) and not (Path(os.fspath(workdir)) / LAB_FILE).exists():
         return {}
@@ -659,10 +659,15 @@ def verify_flags(agent_self: Mapping) -> tuple[bool | None, bool | None]:
 
 
 def default_tsegossip_cmd() -> str:
+    """The console script if installed, else `python -m tsegossip` (with PYTHONPATH for a source checkout)."""
     exe = shutil.which("tsegossip")
     if exe:
         return shlex.quote(os.path.abspath(exe))
-    return f"{shlex.quote(sys.executable)} -m tsegossip"
+    cmd = f"{shlex.quote(sys.executable)} -m tsegossip"
+    if (REPO_ROOT / "tsegossip").is_dir():
+        # restart commands run under /bin/sh from any cwd: make the checkout importable
+        cmd = f"PYTHONPATH={shlex.quote(str(REPO_ROOT))} {cmd}"
+    return cmd
 
 
 def write_spec(cluster: LabCluster | str | os.PathLike, path: str | os.PathLike, name: str = "lab",
