@@ -1,0 +1,151 @@
+"""Run a rollout stack by stack with `cdktf deploy`, checking the live cluster after each.
+
+The top of the stack: it drives the cdktf CLI (which synthesizes main.py and runs
+Terraform with our provider) and reads the cluster with the same checker as
+`tsegossip check`. Progress lines the provider writes per batch are followed from its
+progress log and echoed as they come.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TextIO
+
+from . import check
+from .keys import GossipKey
+from .planner import Plan, Step
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class DeployError(RuntimeError):
+    """A stack failed to deploy or the cluster did not end where the step said."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    stack: str
+    seconds: float
+    verdict_ok: bool
+
+
+def cdktf_binary(root: Path = ROOT) -> str:
+    local = root / "node_modules" / ".bin" / "cdktf"
+    if not local.exists():
+        raise DeployError(f"cdktf-cli is not installed at {local}: run ./bootstrap")
+    return str(local)
+
+
+def deploy_env(spec_path: str | Path, progress_log: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    env["TSEGOSSIP_SPEC"] = str(Path(spec_path).resolve())
+    env["TSEGOSSIP_PROGRESS_LOG"] = str(progress_log)
+    env["TSEGOSSIP_PROGRESS_TTY"] = "0"  # we echo the log ourselves
+    env.setdefault("CHECKPOINT_DISABLE", "1")
+    env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    return env
+
+
+def cdktf_command(verb: str, stacks: list[str], outdir: Path, root: Path = ROOT) -> list[str]:
+    cmd = [cdktf_binary(root), verb, *stacks, "--output", str(outdir), "--skip-provider-lock", "--no-color"]
+    if verb in ("deploy", "destroy"):
+        cmd += ["--auto-approve", "--ignore-missing-stack-dependencies"]
+    return cmd
+
+
+class _Follower(threading.Thread):
+    """Echo lines appended to a file until stopped."""
+
+    def __init__(self, path: Path, out: TextIO, prefix: str) -> None:
+        super().__init__(daemon=True)
+        self.path, self.out, self.prefix = path, out, prefix
+        self.offset = path.stat().st_size if path.exists() else 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            self._drain()
+            if self.stopping.wait(0.2):
+                self._drain()
+                return
+
+    def _drain(self) -> None:
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+                self.offset = fh.tell()
+        except FileNotFoundError:
+            return
+        for line in chunk.splitlines():
+            # The log lines start with a timestamp; keep the message.
+            msg = line.split(" ", 1)[1] if line[:4].isdigit() and " " in line else line
+            print(f"{self.prefix}{msg}", file=self.out, flush=True)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=5)
+
+
+def run_cdktf(verb: str, stacks: list[str], spec_path: Path, workdir: Path, out: TextIO,
+              root: Path = ROOT, timeout: float = 1800) -> subprocess.CompletedProcess:
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / "progress.log"
+    env = deploy_env(spec_path, log)
+    follower = _Follower(log, out, "    progress: ")
+    follower.start()
+    try:
+        proc = subprocess.run(
+            cdktf_command(verb, stacks, workdir / "cdktf.out", root),
+            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
+        )
+    finally:
+        follower.stop()
+    (workdir / f"cdktf-{verb}.log").open("a", encoding="utf-8").write(proc.stdout)
+    return proc
+
+
+def _tail(text: str, n: int = 25) -> str:
+    lines = [l for l in text.splitlines() if l.strip()]
+    return "\n".join("    " + l for l in lines[-n:])
+
+
+def deploy_steps(plan: Plan, spec_path: Path, key: GossipKey, workdir: Path, stacks: list[str] | None = None,
+                 out: TextIO = sys.stdout, check_after: bool = True,
+                 on_step: Callable[[Step], None] | None = None) -> list[StepResult]:
+    """Deploy `stacks` (default: all, in plan order), one `cdktf deploy` each; stop at the first failure."""
+    wanted = [plan.step(s) for s in stacks] if stacks else list(plan.steps)
+    wanted.sort(key=lambda s: s.index)
+    results: list[StepResult] = []
+    for n, step in enumerate(wanted, 1):
+        print(f"== step {n}/{len(wanted)}: cdktf deploy {step.stack} "
+              f"({', '.join(f'{m.role} -> {m.after}' for m in step.moves)})", file=out, flush=True)
+        t0 = time.monotonic()
+        proc = run_cdktf("deploy", [step.stack], spec_path, workdir, out)
+        took = time.monotonic() - t0
+        if proc.returncode != 0:
+            raise DeployError(f"cdktf deploy {step.stack} failed (exit {proc.returncode}) after {took:.0f}s; "
+                              f"nodes not yet restarted are untouched; rerun to resume. Last output:\n{_tail(proc.stdout)}")
+        print(f"   deployed {step.stack} in {took:.1f}s", file=out, flush=True)
+        ok = True
+        if check_after:
+            verdict = check.run_check(plan.rollout, key, step.after)
+            print(_indent(check.as_table(verdict)), file=out, flush=True)
+            ok = verdict.ok
+            if not ok:
+                raise DeployError(f"after {step.stack} the cluster is not where the plan says: "
+                                  + "; ".join(verdict.all_problems()))
+        results.append(StepResult(step.stack, took, ok))
+        if on_step:
+            on_step(step)
+    return results
+
+
+def _indent(text: str) -> str:
+    return "\n".join("   " + l for l in text.splitlines())
