@@ -2,7 +2,7 @@
 import argparse
 import json
 import os
-import time
+import shutil
 
 import pytest
 
@@ -90,7 +90,9 @@ def test_restart_split_node_reports_no_rejoin(tmp_path, lab_binary):
 
 
 def test_down_is_idempotent(tmp_path, lab_binary):
-    c = lab.up(tmp_path / "l", servers=1, clients=0, groups=0, binary=lab_binary, timeout=20)
+    custom = tmp_path / "my-agent"  # any binary name works (pid checks use the node's config dir)
+    shutil.copy(lab_binary, custom)
+    c = lab.up(tmp_path / "l", servers=1, clients=0, groups=0, binary=custom, timeout=20)
     pid = lab.node_pid(c, "server-1")
     assert pid
     assert lab.down(c.workdir) == {"server-1": "stopped"}

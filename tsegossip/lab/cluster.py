@@ -292,7 +292,7 @@ def _read_pid(node: LabNode) -> int | None:
         return None
 
 
-def _pid_alive(pid: int | None) -> bool:
+def _pid_alive(pid: int | None, node: LabNode | None = None) -> bool:
     if not pid:
         return False
     child = _children.get(pid)
@@ -316,7 +316,9 @@ def _pid_alive(pid: int | None) -> bool:
             return False
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             cmd = f.read()
-        return AGENT_NAME.encode() in cmd  # guard against pid reuse
+        # guard against pid reuse: the agent of this node runs with its config dir
+        marker = node.config_dir if node is not None else "-config-dir"
+        return marker.encode() in cmd
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
     except PermissionError:
@@ -327,7 +329,7 @@ def node_pid(workdir: str | os.PathLike | LabCluster, node: str) -> int | None:
     """Pid of the running agent of `node`, or None."""
     n = _cluster_of(workdir).node(node)
     pid = _read_pid(n)
-    return pid if _pid_alive(pid) else None
+    return pid if _pid_alive(pid, n) else None
 
 
 def log_tail(node: LabNode, lines: int = 15) -> str:
@@ -603,7 +605,7 @@ def down(workdir: str | os.PathLike | LabCluster, grace: float = 2.0, quiet: boo
     pids = {}
     for n in cluster.nodes:
         pid = _read_pid(n)
-        if _pid_alive(pid):
+        if _pid_alive(pid, n):
             pids[n.name] = pid
     how = _signal_and_wait(pids, grace) if pids else {}
     for n in cluster.nodes:
@@ -623,7 +625,7 @@ def status(workdir: str | os.PathLike | LabCluster, timeout: float = 2.0) -> lis
     rows = []
     for n in cluster.nodes:
         pid = _read_pid(n)
-        running = _pid_alive(pid)
+        running = _pid_alive(pid, n)
         row = dict(name=n.name, role=n.role, group=n.group, pid=pid if running else None,
                    running=running, http_addr=n.http_addr)
         if not running:
