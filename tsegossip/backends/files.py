@@ -12,7 +12,7 @@ import os
 import tempfile
 from typing import Any, Mapping
 
-from ..schemas import problems
+from ..schemas import problems, validator
 
 SCHEMA = "agent-gossip-config"
 
@@ -33,11 +33,15 @@ def render_path(template: str, node: str, http_addr: str) -> str:
 
 def write_fragment(path: str, fragment: Mapping[str, Any]) -> str:
     """Validate `fragment` against schemas/agent-gossip-config.schema.json and write it to `path`."""
-    found = problems(SCHEMA, dict(fragment))
+    found = [str(p) for p in problems(SCHEMA, dict(fragment))]
+    if not found and not validator(SCHEMA).is_valid(dict(fragment)):
+        # problems() drops oneOf errors that carry sub-errors; the validator still says no.
+        found = ["matches none of the allowed shapes (plaintext, or a key with both verify flags; "
+                 "verify_incoming without verify_outgoing is not a phase)"]
     if found:
         # Problems name paths and values; scrub the key out in case a value is quoted.
         key = fragment.get("encrypt")
-        text = "; ".join(str(p) for p in found)
+        text = "; ".join(found)
         if isinstance(key, str) and key:
             text = text.replace(key, "<redacted>")
         raise FragmentError(f"refusing to write an invalid gossip fragment to {path}: {text}")
