@@ -1,0 +1,124 @@
+"""Helpers for the end-to-end tests (no fixtures here; see conftest.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from tsegossip import lab
+from tests.support import console_script
+
+KEY_ENV = "TSEGOSSIP_KEY"
+STATUS = {0: "none", 1: "alive", 2: "leaving", 3: "left", 4: "failed"}
+
+
+def tsegossip_cmd() -> str:
+    return console_script()
+
+
+def make_spec(cluster: lab.LabCluster, path: Path, name: str, batch_size: int = 1, poll: float = 0.3,
+              batch_seconds: int = 60, **kw) -> dict:
+    """lab.write_spec with the console script as restart command, a batch size and short polls."""
+    doc = lab.write_spec(cluster, path, name=name, key_env=KEY_ENV, tsegossip_cmd=tsegossip_cmd(), **kw)
+    for g in doc["client_groups"]:
+        g["batch_size"] = batch_size
+    doc["timeouts"] = {"batch_seconds": batch_seconds, "poll_seconds": poll}
+    Path(path).write_text(json.dumps(doc, indent=2))
+    return doc
+
+
+def save_spec(path: Path, doc: dict) -> None:
+    Path(path).write_text(json.dumps(doc, indent=2))
+
+
+@contextlib.contextmanager
+def lab_up(tmp_path: Path, binary: str, **kw):
+    workdir = tmp_path / "lab"
+    kw.setdefault("timeout", 30)
+    try:
+        yield lab.up(workdir, binary=binary, **kw)
+    finally:
+        lab.down(workdir, quiet=True)
+
+
+def members_of(node: lab.LabNode, timeout: float = 1.0) -> dict[str, int] | None:
+    try:
+        with urllib.request.urlopen(node.http_addr + "/v1/agent/members", timeout=timeout) as r:
+            return {m["Name"]: m["Status"] for m in json.loads(r.read().decode())}
+    except (OSError, ValueError):
+        return None
+
+
+def agent_self(node: lab.LabNode, timeout: float = 2.0) -> dict:
+    with urllib.request.urlopen(node.http_addr + "/v1/agent/self", timeout=timeout) as r:
+        return json.loads(r.read().decode())
+
+
+class Probe(threading.Thread):
+    """Sample every node's /v1/agent/members every `interval` s; remember every `failed` seen."""
+
+    def __init__(self, cluster: lab.LabCluster, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.cluster, self.interval = cluster, interval
+        self.samples = 0          # answered /v1/agent/members calls
+        self.rounds = 0
+        self.failed: list[tuple[float, str, str]] = []   # (t, observer, member)
+        self.statuses: set[str] = set()
+        self._stop_evt = threading.Event()
+        self.t0 = time.monotonic()
+
+    def run(self) -> None:
+        while not self._stop_evt.is_set():
+            for n in self.cluster.nodes:
+                m = members_of(n, timeout=0.5)
+                if m is None:
+                    continue  # restarting
+                self.samples += 1
+                for member, st in m.items():
+                    self.statuses.add(STATUS.get(st, str(st)))
+                    if st == 4:
+                        self.failed.append((round(time.monotonic() - self.t0, 1), n.name, member))
+            self.rounds += 1
+            self._stop_evt.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop_evt.set()
+        self.join(timeout=10)
+
+    def __enter__(self) -> "Probe":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def config_snapshot(cluster: lab.LabCluster) -> dict[str, str]:
+    return {n.name: Path(n.config_path).read_text() for n in cluster.nodes}
+
+
+def pids(cluster: lab.LabCluster) -> dict[str, int | None]:
+    return {n.name: lab.node_pid(cluster, n.name) for n in cluster.nodes}
+
+
+def observed_phases(cluster: lab.LabCluster) -> dict[str, str]:
+    """node -> phase from its own /v1/agent/self (encrypted + verify flags)."""
+    from tsegossip import observe
+    out = {}
+    for n in cluster.nodes:
+        v = observe.node_settings(n.http_addr, n.name, None, 2.0)
+        out[n.name] = v.label
+    return out
+
+
+class Out(io.StringIO):
+    """Captures deploy output; shown by pytest when the test fails."""
+
+    def write(self, s: str) -> int:
+        print(s, end="")
+        return super().write(s)
