@@ -80,9 +80,9 @@ def e2e(tmp_path_factory):
                    TSEGOSSIP_KEY=TEST_KEY, TSEGOSSIP_PROGRESS_LOG=str(work / "progress.log"),
                    TSEGOSSIP_E2E_MARKER=marker, TSEGOSSIP_PROGRESS_TTY="0")
 
-        def run(*args, ok=(0,)):
+        def run(*args, ok=(0,), **extra_env):
             t0 = time.monotonic()
-            p = subprocess.run([tf, *args, "-input=false", "-no-color"], cwd=work, env=env,
+            p = subprocess.run([tf, *args, "-input=false", "-no-color"], cwd=work, env={**env, **extra_env},
                                capture_output=True, text=True, timeout=120)
             took = time.monotonic() - t0
             assert p.returncode in ok, f"terraform {args[0]} exited {p.returncode}:\n{p.stdout}\n{p.stderr}"
@@ -123,6 +123,14 @@ def test_init_plan_apply_plan_again_destroy(e2e):
     destroy, _ = run("destroy", "-auto-approve", "-var-file=lab.tfvars.json")
     assert "Destroy complete! Resources: 4 destroyed" in destroy.stdout
     assert "never downgrades" in destroy.stdout
+
+    # The wrong key is refused at apply time, naming both fingerprints, before anything is touched.
+    wrong = GossipKey("ZWTL+bgjHyQPhJRKcFe3ccirc2SFHmc/Nw67l8NQfdk=")
+    refused, _ = run("apply", "-auto-approve", "-var-file=lab.tfvars.json", ok=(1,), TSEGOSSIP_KEY=wrong.reveal())
+    assert "The gossip key does not match the plan" in refused.stderr
+    assert wrong.fingerprint in refused.stderr and e2e["key"].fingerprint in refused.stderr
+    assert wrong.reveal() not in refused.stdout + refused.stderr
+    run("destroy", "-auto-approve", "-var-file=lab.tfvars.json")
     view = observe.observe(cluster.servers[0].http_addr, {n.name: n.http_addr for n in cluster.clients})
     assert set(view.phases().values()) == {"accept-encrypted"}  # destroy forgot, did not downgrade
     # Terraform and the provider are gone; only the lab agents restarted by restart_command remain

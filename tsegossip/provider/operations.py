@@ -263,6 +263,7 @@ def _roll_nodes(state: State, world: World, diags: Diagnostics, batch_size: int)
     secrets = [key.reveal()] if key else []
     for i, batch in enumerate(batches, 1):
         t0 = world.clock()
+        restarting = 0.0
         world.progress(f"{who}: batch {i}/{len(batches)}: {', '.join(batch)} -> {target}")
         for name in batch:
             addr = nodes[name]
@@ -280,6 +281,7 @@ def _roll_nodes(state: State, world: World, diags: Diagnostics, batch_size: int)
             if not result.ok:
                 _stop(diags, state, name, f"its restart command failed: {result.describe()}", batches, i,
                       path=["restart_command"])
+            restarting += result.seconds
         deadline = t0 + timeout
         while True:
             ok, seen = _settled(world, state, batch, nodes, target, access)
@@ -291,7 +293,8 @@ def _roll_nodes(state: State, world: World, diags: Diagnostics, batch_size: int)
                       f"not alive in {target} within {timeout:.0f}s after the restart (saw {bad})", batches, i,
                       path=["timeout_seconds"])
             world.sleep(poll)
-        world.progress(f"{who}: batch {i}/{len(batches)} alive in {target} after {world.clock() - t0:.1f}s")
+        world.progress(f"{who}: batch {i}/{len(batches)} alive in {target} after {world.clock() - t0:.2f}s "
+                       f"(restart commands {restarting:.2f}s)")
 
     final = world.observe(state["http_addr"], nodes, access, with_keyring=False)
     world.progress(f"{who}: done, {len(nodes)} node(s) in {target}")
