@@ -52,10 +52,13 @@ def test_status_rows(plain_lab):
 def test_restart_stop_start(tmp_path, lab_binary, capsys):
     with lab.running_lab(tmp_path, servers=2, clients=2, groups=2, binary=lab_binary, timeout=20) as c:
         old = lab.node_pid(c, "server-1")
+        lab.write_fragment(c, "server-1", {"bogus_key": 1, "ports": {"dns": 8600}})
         took = lab.restart(c.workdir, "server-1", timeout=20)
         assert lab.node_pid(c, "server-1") not in (None, old)
         assert took < 10
         assert "lab: restarted server-1" in capsys.readouterr().err
+        log = open(c.node("server-1").log_path).read()
+        assert 'config key "bogus_key"' in log and 'config key "ports.dns"' in log
         lab.wait_converged(c, timeout=10)
         assert lab.stop(c, "web-1") == "stopped"
         assert lab.node_pid(c, "web-1") is None and lab.stop(c, "web-1") == "not running"
@@ -98,6 +101,14 @@ def test_down_is_idempotent(tmp_path, lab_binary):
     assert lab.down(c.workdir) == {"server-1": "stopped"}
     assert lab.down(c.workdir) == {}
     assert lab.down(tmp_path / "nothing-here") == {}
+    # re-up in the same dir keeps node files unless fresh=True
+    lab.write_fragment(c, "server-1", {"datacenter": "dc1"})
+    c2 = lab.up(c.workdir, servers=1, clients=0, groups=0, binary=custom, wait=False)
+    lab.down(c2)
+    assert json.load(open(c2.node("server-1").config_path)) == {"datacenter": "dc1"}
+    c3 = lab.up(c.workdir, servers=1, clients=0, groups=0, binary=custom, wait=False, fresh=True)
+    lab.down(c3)
+    assert json.load(open(c3.node("server-1").config_path)) == {}
     assert os.path.exists(c.node("server-1").log_path)  # files kept
     assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
 

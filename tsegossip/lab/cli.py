@@ -81,6 +81,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                     help="environment variable holding the gossip key for non-plaintext phases; "
                          "a key is generated and printed when it is unset (default TSEGOSSIP_KEY)")
     up.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the cluster to form")
+    up.add_argument("--fresh", action="store_true",
+                    help="delete the node directories of a previous lab in --dir first (configs, data, "
+                         "keyrings, logs); by default they are reused")
     up.set_defaults(func=cmd_up)
 
     st = sub.add_parser("status", help="show each agent's view: members, encryption, verify flags",
@@ -122,7 +125,7 @@ def cmd_up(args) -> int:
         fragments["clients"] = lab.phase_fragment(args.clients_phase, key)
     c = lab.up(args.dir, servers=args.servers, clients=args.clients, groups=args.groups,
                base_port=args.base_port, binary=args.binary, initial_fragments=fragments or None,
-               timeout=args.timeout)
+               timeout=args.timeout, fresh=args.fresh)
     print(f"lab: {len(c.nodes)} agents up in {c.workdir} (servers: {len(c.servers)}, "
           f"groups: {', '.join(c.groups) or '-'}); first server HTTP API {c.servers[0].http_addr}",
           file=sys.stderr)

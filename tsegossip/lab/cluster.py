@@ -419,12 +419,14 @@ def _signal_and_wait(pids: Mapping[str, int], grace: float) -> dict[str, str]:
 def up(workdir: str | os.PathLike, servers: int = 3, clients: int = 6, groups: int = 2,
        base_port: int | None = None, binary: str | os.PathLike | None = None,
        initial_fragments: Mapping[str, Mapping] | None = None, timeout: float = 30.0,
-       api_shape: str = "1.15", wait: bool = True) -> LabCluster:
+       api_shape: str = "1.15", wait: bool = True, fresh: bool = False) -> LabCluster:
     """Create (or re-create) and start a lab cluster; wait until everyone sees everyone alive.
 
     initial_fragments maps a node name (or a group name, or "servers"/"clients") to the
     content of its 50-gossip.json, written before start (node name wins over group over
     role). Nodes without an entry get `{}` (plaintext) unless their fragment already exists.
+    An existing lab directory is reused (fragments and data dirs, hence keyrings, are kept)
+    unless fresh=True, which first deletes the node directories of the old and new lab.
     """
     if servers < 1:
         raise LabError("a lab needs at least one server")
@@ -441,6 +443,7 @@ def up(workdir: str | os.PathLike, servers: int = 3, clients: int = 6, groups: i
             raise LabError(f"a lab is already running in {workdir} ({', '.join(running)}); "
                            f"run `tsegossip lab down --dir {workdir}` first")
     binary = ensure_binary(binary)
+    old_nodes = [n.dir for n in load(workdir).nodes] if (Path(workdir) / LAB_FILE).exists() else []
 
     names: list[tuple[str, str, str | None]] = [(f"server-{i + 1}", "server", None) for i in range(servers)]
     gnames = group_names(groups) if clients else []
@@ -459,6 +462,10 @@ def up(workdir: str | os.PathLike, servers: int = 3, clients: int = 6, groups: i
     if unknown:
         raise LabError(f"initial_fragments for unknown nodes: {', '.join(sorted(unknown))}")
 
+    if fresh:
+        for d in set(old_nodes) | {n.dir for n in nodes}:
+            if os.path.dirname(os.path.abspath(d)) == workdir:  # never outside the lab dir
+                shutil.rmtree(d, ignore_errors=True)
     server_addrs = [n.serf_addr for n in cluster.servers]
     for n in nodes:
         os.makedirs(n.config_dir, exist_ok=True)
