@@ -13,7 +13,6 @@ Each node lives in ``<workdir>/<node>/``::
 """
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
 import json
@@ -30,11 +29,16 @@ import urllib.request
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
+from ..agentconfig import fragment
+from ..keys import GossipKey
+from ..observe import verify_flags
+from ..phases import Phase
+
 LAB_FILE = "lab.json"
 GOSSIP_FRAGMENT = "50-gossip.json"
 BASE_FRAGMENT = "00-base.json"
 AGENT_NAME = "tsegossip-lab-agent"
-PHASES = ("plaintext", "accept-encrypted", "send-encrypted", "enforced")
+PHASES = tuple(Phase.names())
 
 # Where the agent binary is looked for when no binary is given.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -159,24 +163,20 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def generate_key(nbytes: int = 32) -> str:
-    """A key like `consul keygen` (base64 of 32 random bytes)."""
-    return base64.b64encode(os.urandom(nbytes)).decode()
+def generate_key() -> str:
+    """A key like `consul keygen` (base64 of 32 random bytes), in clear: the lab is a test harness."""
+    return GossipKey.generate().reveal()
 
 
 def phase_fragment(phase: str, key: str | None) -> dict:
-    """The 50-gossip.json content for one of the four phases."""
-    if phase == "plaintext":
-        return {}
-    if phase not in PHASES:
-        raise LabError(f"unknown phase {phase!r} (expected one of {', '.join(PHASES)})")
-    if not key:
+    """The 50-gossip.json content for one of the four phases: exactly what the provider writes."""
+    try:
+        p = Phase(phase)
+    except ValueError:
+        raise LabError(f"unknown phase {phase!r} (expected one of {', '.join(Phase.names())})") from None
+    if p.has_key and not key:
         raise LabError(f"phase {phase} needs a gossip key")
-    return {
-        "encrypt": key,
-        "encrypt_verify_incoming": phase == "enforced",
-        "encrypt_verify_outgoing": phase in ("send-encrypted", "enforced"),
-    }
+    return fragment(p, GossipKey(key) if key else None, reveal=True)
 
 
 def write_fragment(cluster: LabCluster, node: str, fragment: Mapping) -> str:
@@ -658,13 +658,6 @@ def status(workdir: str | os.PathLike | LabCluster, timeout: float = 2.0) -> lis
             encrypted=None if enc is None else enc == "true",
             verify_incoming=vi, verify_outgoing=vo))
     return rows
-
-
-def verify_flags(agent_self: Mapping) -> tuple[bool | None, bool | None]:
-    """(incoming, outgoing) from /v1/agent/self, Consul >= 1.12 or older shape."""
-    dc = agent_self.get("DebugConfig") or {}
-    src = dc.get("StaticRuntimeConfig") or dc
-    return src.get("EncryptVerifyIncoming"), src.get("EncryptVerifyOutgoing")
 
 
 def default_tsegossip_cmd() -> str:
