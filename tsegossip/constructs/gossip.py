@@ -91,11 +91,13 @@ def _node_map(owner: str, name: str, value: Any, *, required: bool, what: str = 
     return MappingProxyType(dict(value))
 
 
-def _move(owner: str, before: Phase, after: Phase, allow_jump: bool, who: str) -> None:
+def _move(owner: str, before: Phase, after: Phase, allow_jump: bool | None, who: str) -> None:
+    """One phase per step; allow_jump is None where jumping is never allowed (clients)."""
     if abs(before.rank - after.rank) > 1 and not allow_jump:
-        raise _fail(owner, "phase",
-                    f"{who} from {before} to {after} skips a phase; allowed: {', '.join(p.value for p in (before.down(), before, before.up()) if abs(p.rank - before.rank) <= 1)} "
-                    "(one phase per step), or allow_jump=True for the direct strategy's servers-only step")
+        allowed = ", ".join(p.value for p in Phase if abs(p.rank - before.rank) <= 1)
+        hint = ", or allow_jump=True for the direct strategy's servers-only step" if allow_jump is not None else ""
+        raise _fail(owner, "phase", f"{who} from {before} to {after} skips a phase; allowed: {allowed} "
+                                    f"(one phase per step){hint}")
 
 
 def _set(obj: Any, **values: Any) -> None:
@@ -250,7 +252,7 @@ class GossipClientConfigProps(_Common):
         if not isinstance(self.joining, bool):
             raise _fail(owner, "joining", f"{self.joining!r} is not allowed; allowed: true or false")
         if not self.joining:
-            _move(owner, self.from_phase, self.phase, False, f"client group {self.group}")
+            _move(owner, self.from_phase, self.phase, None, f"client group {self.group}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise _fail(owner, "batch_size", f"{self.batch_size!r} is out of range; allowed: an integer >= 1")
         _set(self, nodes=_node_map(owner, "nodes", self.nodes, required=True))
