@@ -25,7 +25,8 @@ def main() -> int:
         key = GossipKey.from_env(rollout.key_env)
         plan = planner.plan(rollout)
     except SpecError as err:
-        print(err.render(), file=sys.stderr)
+        where = "" if err.source else "TSEGOSSIP_SPEC: "  # the file could not be read at all
+        print("\n".join(f"error: {where}{line}" for line in err.render().splitlines()), file=sys.stderr)
         return 1
     except (PlanError, InvalidKey) as err:
         print(f"error: {path}: {err}", file=sys.stderr)
