@@ -1,0 +1,177 @@
+#!/usr/bin/env python
+"""Wall time of the smooth rollout (plaintext -> enforced, real `cdktf deploy`) on a lab, against its floor.
+
+    ./bootstrap -- python bench/rollout_bench.py --clients 30 --batch 5 --runs 3
+
+Per run: a fresh lab of 3 servers + N clients (one group), spec from lab.write_spec with the
+given batch size, deploy.deploy_steps over every step while a probe samples every node's
+/v1/agent/members every 0.2 s and counts members seen `failed` (status 4).
+
+Floors, measured on the same machine before the runs:
+  t_restart  median wall time of `tsegossip lab restart --dir D web-1` (stop with leave, start,
+             wait until it sees itself and a peer alive) -- the restart_command the spec uses;
+  t_stack    median wall time of `cdktf deploy` of a stack with no resources (a throwaway app
+             in a temp dir; synth + terraform init/plan/apply, no provider).
+  floor          = steps * (server batches + client batches) * t_restart + steps * t_stack
+                   (the brief's floor: a batch restarts its nodes in parallel)
+  serial floor   = steps * (servers + clients) * t_restart + steps * t_stack
+                   (what the provider can reach: it runs a batch's restart commands one after another)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tsegossip import deploy, lab, planner, spec  # noqa: E402
+from tsegossip.keys import GossipKey  # noqa: E402
+from tests.e2e.helpers import Probe, make_spec, observed_phases  # noqa: E402
+import tests.e2e.helpers as helpers  # noqa: E402
+
+
+class Sink:
+    def write(self, s):  # deploy output is not timed against a terminal
+        return len(s)
+
+    def flush(self):
+        pass
+
+
+def console() -> str:
+    return str(Path(sys.executable).parent / "tsegossip")
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def measure_restart(workdir: Path, samples: int) -> list[float]:
+    c = lab.up(workdir, servers=3, clients=2, groups=1, timeout=30)
+    times = []
+    try:
+        for _ in range(samples):
+            t0 = time.monotonic()
+            subprocess.run([console(), "lab", "restart", "--dir", c.workdir, "web-1"], check=True,
+                           capture_output=True, timeout=60)
+            times.append(time.monotonic() - t0)
+            lab.wait_converged(c, timeout=10)
+    finally:
+        lab.down(c, quiet=True)
+    return times
+
+
+EMPTY_APP = """
+from cdktf import App, TerraformStack
+app = App()
+TerraformStack(app, "empty")
+app.synth()
+"""
+
+
+def measure_empty_stack(samples: int) -> list[float]:
+    times = []
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "main.py").write_text(EMPTY_APP)
+        Path(d, "cdktf.json").write_text(json.dumps({"language": "python", "app": f"{sys.executable} main.py",
+                                                     "terraformProviders": [], "sendCrashReports": False}))
+        env = dict(os.environ, CHECKPOINT_DISABLE="1", JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20")
+        cmd = [deploy.cdktf_binary(), "deploy", "empty", "--auto-approve", "--skip-provider-lock", "--no-color"]
+        for _ in range(samples):
+            t0 = time.monotonic()
+            r = subprocess.run(cmd, cwd=d, env=env, capture_output=True, text=True, timeout=300)
+            if r.returncode != 0:
+                raise SystemExit(f"empty stack deploy failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+            times.append(time.monotonic() - t0)
+    return times
+
+
+def one_run(workdir: Path, clients: int, batch: int, key: GossipKey) -> dict:
+    c = lab.up(workdir / "lab", servers=3, clients=clients, groups=1, timeout=60)
+    name = f"bench-{os.getpid()}-{int(time.time()) % 100000}"
+    try:
+        spec_path = workdir / "spec.json"
+        make_spec(c, spec_path, name, batch_size=batch, poll=0.3, batch_seconds=120)
+        plan = planner.plan(spec.load(spec_path))
+        with Probe(c, interval=0.2) as probe:
+            t0 = time.monotonic()
+            results = deploy.deploy_steps(plan, spec_path, key, workdir / "deploy", out=Sink())
+            wall = time.monotonic() - t0
+        phases = set(observed_phases(c).values())
+        return {"wall": wall, "steps": [round(r.seconds, 1) for r in results], "n_steps": len(plan.steps),
+                "failed_seen": len(probe.failed), "failed_sample": probe.failed[:5], "probe_rounds": probe.rounds,
+                "probe_samples": probe.samples, "final_phases": sorted(phases)}
+    finally:
+        lab.down(c, quiet=True)
+        for p in ROOT.glob(f"terraform.{name}-*.tfstate*"):
+            p.unlink()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=30)
+    ap.add_argument("--batch", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--restart-samples", type=int, default=7)
+    ap.add_argument("--stack-samples", type=int, default=3)
+    ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = ap.parse_args()
+
+    os.environ.setdefault(helpers.KEY_ENV, GossipKey.generate().reveal())
+    key = GossipKey.from_env(helpers.KEY_ENV)
+    servers = 3
+    with tempfile.TemporaryDirectory(prefix="rollout-bench-") as tmp:
+        tmp = Path(tmp)
+        restarts = measure_restart(tmp / "restart-lab", args.restart_samples)
+        t_restart = statistics.median(restarts)
+        print(f"t_restart median {t_restart:.2f}s of {[round(t, 2) for t in restarts]}", flush=True)
+        stacks = measure_empty_stack(args.stack_samples)
+        t_stack = statistics.median(stacks)
+        print(f"t_stack (empty cdktf deploy) median {t_stack:.2f}s of {[round(t, 2) for t in stacks]}", flush=True)
+        runs = []
+        for i in range(args.runs):
+            r = one_run(tmp / f"run-{i}", args.clients, args.batch, key)
+            runs.append(r)
+            print(f"run {i + 1}: {r['wall']:.1f}s steps {r['steps']} failed_seen {r['failed_seen']} "
+                  f"probe rounds {r['probe_rounds']} samples {r['probe_samples']} final {r['final_phases']}",
+                  flush=True)
+    steps = runs[0]["n_steps"]
+    client_batches = -(-args.clients // args.batch)
+    floor = steps * (servers + client_batches) * t_restart + steps * t_stack
+    serial_floor = steps * (servers + args.clients) * t_restart + steps * t_stack
+    wall = statistics.median(r["wall"] for r in runs)
+    out = {
+        "command": " ".join(["./bootstrap -- python bench/rollout_bench.py", *sys.argv[1:]]),
+        "machine": {"nproc": os.cpu_count(), "cpu": cpu_model()},
+        "servers": servers, "clients": args.clients, "batch": args.batch, "steps": steps,
+        "t_restart_median": t_restart, "t_restart_samples": restarts,
+        "t_stack_median": t_stack, "t_stack_samples": stacks,
+        "floor": floor, "serial_floor": serial_floor,
+        "runs": runs, "wall_median": wall,
+        "ratio": wall / floor, "ratio_serial": wall / serial_floor,
+        "failed_seen_total": sum(r["failed_seen"] for r in runs),
+    }
+    print(json.dumps({k: v for k, v in out.items() if k != "runs"}, indent=2, default=str))
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
