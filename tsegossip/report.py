@@ -128,11 +128,15 @@ def as_markdown(plan: Plan, key: GossipKey) -> str:
         out.append("|---|---|---|")
         for m in s.moves:
             out.append(f"| {_role_label(plan, m.role)} | {_flags(m.before)} | {_flags(m.after)} |")
+        for role in s.before.roles():  # every group appears, so reviewers see what stays put
+            if role not in s.moved_roles:
+                out.append(f"| {_role_label(plan, role)} | {_flags(s.before.phase_of(role))} | unchanged |")
         for w in s.warnings:
             out.append("")
             out.append(f"> **Warning:** {w}")
         out.append("")
-        out.append(f"Proof: {s.proof.summary()}.")
+        verdict = "✅ safe" if s.proof.safe else "⚠️ transient split"
+        out.append(f"Verdict: **{verdict}**. Proof: {s.proof.summary()}.")
         if s.moves_servers and r.servers.type is ServerType.TSE:
             params = tse_parameters(s.after.servers, key)
             out += ["", "TSE console parameters (key redacted):", "", "```json", json.dumps(params, indent=2), "```"]
