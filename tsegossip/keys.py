@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 
@@ -111,6 +112,30 @@ class GossipKey:
 
     def __reduce__(self):  # pickling would carry the clear key into caches and logs
         raise TypeError("GossipKey cannot be pickled")
+
+
+_B64 = re.compile(r"^[A-Za-z0-9+/]{22,}={0,2}$")
+
+
+def looks_like_key(text: str) -> bool:
+    """Whether text is base64 of 16, 24 or 32 bytes: what a gossip key looks like."""
+    if not isinstance(text, str) or not _B64.match(text):
+        return False
+    try:
+        return len(base64.b64decode(text, validate=True)) in VALID_SIZES
+    except (binascii.Error, ValueError):
+        return False
+
+
+def scrub(value):
+    """A copy of a JSON-like value with every key-looking string redacted (for messages)."""
+    if isinstance(value, dict):
+        return {k: scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if isinstance(value, str) and looks_like_key(value):
+        return redact(value)
+    return value
 
 
 def fingerprint_of(encoded: str) -> str:

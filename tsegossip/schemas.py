@@ -12,6 +12,7 @@ import jsonschema
 from jsonschema import Draft202012Validator
 
 from .errors import Problem
+from .keys import scrub
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
@@ -37,6 +38,7 @@ def json_path(parts) -> str:
 
 
 def _show(value: Any) -> str:
+    value = scrub(value)  # an error message must never carry a key
     text = json.dumps(value) if not isinstance(value, str) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -85,14 +87,25 @@ def problems(name: str, instance: Any) -> list[Problem]:
     seen: set[str] = set()
     out: list[Problem] = []
     for err in errors:
-        # if/then branches repeat their inner errors at the outer level; keep one per message.
-        if err.validator in ("if", "allOf", "anyOf", "oneOf") and err.context:
+        if err.validator in ("anyOf", "oneOf"):
+            out_problem = _no_branch(err)
+            if str(out_problem) not in seen:
+                seen.add(str(out_problem))
+                out.append(out_problem)
             continue
         for p in _describe(err):
             if str(p) not in seen:
                 seen.add(str(p))
                 out.append(p)
     return out
+
+
+def _no_branch(error: jsonschema.ValidationError) -> Problem:
+    """No alternative of a oneOf/anyOf matched: name the alternatives by their descriptions."""
+    path = json_path(error.absolute_path)
+    names = [b.get("description", "").split(":")[0].rstrip(".") for b in error.validator_value]
+    names = [n for n in names if n] or [f"{len(error.validator_value)} alternatives"]
+    return Problem(path, f"{_show(error.instance)} matches none of the allowed forms ({'; '.join(names)})")
 
 
 def apply_defaults(name: str, instance: Any) -> Any:

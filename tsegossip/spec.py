@@ -3,8 +3,6 @@ plain frozen dataclasses. No I/O beyond reading the file; no planning here."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import json
 import re
@@ -16,6 +14,7 @@ import yaml
 
 from . import schemas
 from .errors import Problem, SpecError
+from .keys import looks_like_key
 from .phases import Phase
 
 
@@ -104,18 +103,6 @@ class Rollout:
 _KEY_FIELDS = {"encrypt", "key", "gossip_key", "encrypt_key", "encryption_key"}
 _TOKEN_FIELDS = {"token", "acl_token", "consul_token", "http_token", "secret_id", "secret_key"}
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
-_B64 = re.compile(r"^[A-Za-z0-9+/]{22,}={0,2}$")
-
-
-def looks_like_key(text: str) -> bool:
-    if not _B64.match(text):
-        return False
-    try:
-        return len(base64.b64decode(text, validate=True)) in (16, 24, 32)
-    except (binascii.Error, ValueError):
-        return False
-
-
 def _secret_problems(doc: Any, path: list) -> list[Problem]:
     out: list[Problem] = []
     if isinstance(doc, dict):
