@@ -1,0 +1,23 @@
+"""examples/ci/plan-review.yml: installs with ./bootstrap, synthesizes, writes the summary
+to $GITHUB_STEP_SUMMARY and posts it as a PR comment."""
+
+from __future__ import annotations
+
+import yaml
+
+from .conftest import ROOT
+
+
+def test_plan_review_workflow():
+    doc = yaml.safe_load((ROOT / "examples" / "ci" / "plan-review.yml").read_text())
+    on = doc.get("on", doc.get(True))  # YAML 1.1 reads the key `on` as true
+    assert "pull_request" in on
+    assert doc["permissions"]["pull-requests"] == "write"
+    steps = doc["jobs"]["plan"]["steps"]
+    runs = "\n".join(s.get("run", "") for s in steps)
+    assert "./bootstrap\n" in runs + "\n" or "run: ./bootstrap" in runs
+    assert "./bootstrap -- cdktf synth" in runs
+    assert "--format markdown" in runs and "$GITHUB_STEP_SUMMARY" in runs
+    assert any(s.get("uses", "").startswith("actions/github-script@") and "createComment" in s["with"]["script"]
+               for s in steps)
+    assert doc["jobs"]["plan"]["env"]["TSEGOSSIP_KEY"] == "${{ secrets.TSEGOSSIP_KEY }}"
