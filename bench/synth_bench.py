@@ -260,8 +260,18 @@ def main() -> int:
         ratio = added / js["synth_s"] if js["synth_s"] > 0 else float("inf")
         lines.append(f"| {n:,} | {added:.3f} | {js['synth_s']:.3f} | {ratio:.2f} | "
                      f"{full['wall_s'] - floor['wall_s']:.2f} | {js['wall_s'] - js['load_s']:.2f} | {full['max_rss_mb']:.0f} |")
+    if len(args.sizes) > 1:
+        n0 = args.sizes[0]
+        base = results[(n0, "full")]["synth_s"] - results[(n0, "floor")]["synth_s"]
+        lines += ["", f"Per-node share (increment over {n0:,} nodes, which removes the fixed per-resource jsii cost):", "",
+                  "| client nodes | full − floor: increment (s) | json: increment (s) | ratio (target ≤ 2) |",
+                  "|---:|---:|---:|---:|"]
+        for n in args.sizes[1:]:
+            inc = results[(n, "full")]["synth_s"] - results[(n, "floor")]["synth_s"] - base
+            js = results[(n, "json")]["synth_s"] - results[(n0, "json")]["synth_s"]
+            lines.append(f"| {n:,} | {inc:.3f} | {js:.3f} | {inc / js if js > 0 else float('inf'):.2f} |")
     text = "\n".join(lines)
-    print(text if args.markdown else text)
+    print(text)
     return 0
 
 
