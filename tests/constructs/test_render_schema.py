@@ -8,7 +8,6 @@ import json
 import pytest
 
 from tsegossip import cli, schemas
-from tsegossip.planner import SERVERS
 
 from .conftest import EXAMPLES, TEST_KEY, load_plan
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from ..provider import attributes as schema
 from ..provider.attributes import Attribute, Kind
 from ._cdk import TerraformProvider, TerraformProviderGeneratorMetadata, TerraformResource
-from .encoding import ATTRIBUTES, BindingError, encode_attributes, jsondecode_expression
+from .encoding import ATTRIBUTES, BindingError, encode_attributes, jsondecode_expression  # noqa: F401 (re-exported)
 
 _METADATA = dict(provider_name=schema.PROVIDER_NAME, provider_version_constraint=schema.PROVIDER_VERSION)
 
