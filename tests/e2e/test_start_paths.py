@@ -37,16 +37,9 @@ def test_fresh_tse_like_start_moves_clients_first(tmp_path, lab_binary, key, rol
         lab.wait_converged(c, timeout=5)
 
 
-JOIN_JUMP_BUG = (
-    "provider refuses a joining group whose spec phase is >1 from the target: operations._roll_nodes runs "
-    "_check_step(source=from_phase, target) before looking at `joining`, and constructs pass from_phase = the "
-    "group's configured phase (gossip.py: from_phase=m.before or g.phase), so examples/tse-direct.yaml's join "
-    "step fails with 'Moving plaintext -> enforced skips a phase'")
-
-
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("configured", [
-    pytest.param("plaintext", marks=pytest.mark.xfail(strict=True, reason=JOIN_JUMP_BUG)),
+    "plaintext",
     "enforced",
 ])
 def test_direct_with_clients_joining_after_servers_are_enforced(tmp_path, lab_binary, key, rollout_name,

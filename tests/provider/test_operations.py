@@ -151,6 +151,23 @@ def test_joining_nodes_may_be_absent(cluster):
     assert new["observed"] == {"new-1": "accept-encrypted"}
 
 
+def test_joining_nodes_may_skip_phases(cluster):
+    # direct: a group that never gossiped joins straight into the servers' phase; there is
+    # no old/new split inside it because its old config never was in the cluster.
+    c = ctx(CreateContext)
+    state = client_state(cluster, ["new-1"], joining=True, from_phase="plaintext", phase="enforced")
+    new = ClientConfig(world=cluster.world(ENV)).create(c, state)
+    assert not errors(c), c.diagnostics
+    assert new["observed"] == {"new-1": "enforced"}
+
+
+def test_fails_jump_when_not_joining(cluster):
+    c = ctx(CreateContext)
+    state = client_state(cluster, ["web-1"], from_phase="plaintext", phase="enforced")
+    assert ClientConfig(world=cluster.world(ENV)).create(c, state) is None
+    assert errors(c)[0].summary == "Moving plaintext -> enforced skips a phase"
+
+
 def test_fails_absent_nodes_when_not_joining(cluster):
     c = ctx(CreateContext)
     assert ClientConfig(world=cluster.world(ENV)).create(c, client_state(cluster, ["new-1"])) is None

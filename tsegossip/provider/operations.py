@@ -219,11 +219,12 @@ def _roll_nodes(state: State, world: World, diags: Diagnostics, batch_size: int)
                             f"tsegossip writes each node's fragment to config_path and restarts it with "
                             f"restart_command; {attr} is not set.", path=[attr])
             raise Refused
-    _check_step(state, diags, source, target)
+    joining = bool(state.get("joining"))
+    if not joining:  # joining agents are not members yet: no old/new split inside the group
+        _check_step(state, diags, source, target)
     key = load_key(state, world, diags, needed=source.has_key or target.has_key)
     if target.has_key and key is None:  # pragma: no cover - load_key raised already
         raise Refused
-    joining = bool(state.get("joining"))
     access = _access(state)
     timeout = _num(state, "timeout_seconds", DEFAULTS["timeout_seconds"])
     poll = _num(state, "poll_seconds", DEFAULTS["poll_seconds"])
