@@ -71,6 +71,16 @@ class Probe(threading.Thread):
         self.statuses: set[str] = set()
         self._stop_evt = threading.Event()
         self.t0 = time.monotonic()
+        self._open: dict[tuple[str, str], tuple[float, float]] = {}   # (observer, member) -> (first, last)
+        self.episodes: list[tuple[str, str, float, float]] = []       # observer, member, start, seconds
+
+    def _close(self, k: tuple[str, str]) -> None:
+        first, last = self._open.pop(k)
+        self.episodes.append((k[0], k[1], round(first, 1), round(last - first, 2)))
+
+    def longest_failed(self) -> float:
+        """Longest run of consecutive samples in which one observer saw one member failed (s)."""
+        return max((e[3] for e in self.episodes), default=0.0)
 
     def run(self) -> None:
         while not self._stop_evt.is_set():
@@ -79,16 +89,23 @@ class Probe(threading.Thread):
                 if m is None:
                     continue  # restarting
                 self.samples += 1
+                now = time.monotonic() - self.t0
                 for member, st in m.items():
                     self.statuses.add(STATUS.get(st, str(st)))
+                    k = (n.name, member)
                     if st == 4:
-                        self.failed.append((round(time.monotonic() - self.t0, 1), n.name, member))
+                        self.failed.append((round(now, 1), n.name, member))
+                        self._open[k] = (self._open.get(k, (now, now))[0], now)
+                    elif k in self._open:
+                        self._close(k)
             self.rounds += 1
             self._stop_evt.wait(self.interval)
 
     def stop(self) -> None:
         self._stop_evt.set()
         self.join(timeout=10)
+        for k in list(self._open):
+            self._close(k)
 
     def __enter__(self) -> "Probe":
         self.start()
