@@ -15,9 +15,10 @@ only then are agents touched, batch by batch, each batch verified live before th
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 import time
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Optional
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional
 
 from tf.types import Unknown
 from tf.utils import Diagnostics
@@ -197,6 +198,24 @@ def _settled(world: World, state: Mapping, names: list[str], nodes: Mapping[str,
     return ok, seen
 
 
+def _restart_one(world: World, state: Mapping, name: str, addr: str, doc: Mapping, timeout: float,
+                 secrets: list[str]) -> tuple[str, str | None, str, object]:
+    """Write one node's fragment and run its restart command: (name, failure or None, attribute, result)."""
+    try:
+        path = files.render_path(state["config_path"], name, addr)
+        cmd = commands.render(state["restart_command"], name, path, addr)
+        world.write_fragment(path, doc)
+    except (files.FragmentError, commands.CommandError, OSError) as err:
+        return name, f"writing its config failed: {err}", "config_path", None
+    try:
+        result = world.run_command(cmd, timeout, secrets=secrets, hide_env=[state.get("key_env") or ""])
+    except (commands.CommandError, OSError) as err:
+        return name, f"its restart command could not run: {err}", "restart_command", None
+    if not result.ok:
+        return name, f"its restart command failed: {result.describe()}", "restart_command", result
+    return name, None, "", result
+
+
 def roll_nodes(state: State, world: World, diags: Diagnostics, batch_size: int) -> State | None:
     """Bring every node in state['nodes'] to state['phase']; returns the new state, None on refusal/failure."""
     try:
@@ -266,23 +285,14 @@ def _roll_nodes(state: State, world: World, diags: Diagnostics, batch_size: int)
         t0 = world.clock()
         restarting = 0.0
         world.progress(f"{who}: batch {i}/{len(batches)}: {', '.join(batch)} -> {target}")
-        for name in batch:
-            addr = nodes[name]
-            try:
-                path = files.render_path(state["config_path"], name, addr)
-                world.write_fragment(path, doc)
-                cmd = commands.render(state["restart_command"], name, path, addr)
-            except (files.FragmentError, commands.CommandError, OSError) as err:
-                _stop(diags, state, name, f"writing its config failed: {err}", batches, i, path=["config_path"])
-            try:
-                result = world.run_command(cmd, timeout, secrets=secrets, hide_env=[state.get("key_env") or ""])
-            except (commands.CommandError, OSError) as err:
-                _stop(diags, state, name, f"its restart command could not run: {err}", batches, i,
-                      path=["restart_command"])
-            if not result.ok:
-                _stop(diags, state, name, f"its restart command failed: {result.describe()}", batches, i,
-                      path=["restart_command"])
-            restarting += result.seconds
+        # A batch restarts together: that is what batch_size promises the operator.
+        with ThreadPoolExecutor(max_workers=len(batch)) as pool:
+            outcomes = list(pool.map(
+                lambda name: _restart_one(world, state, name, nodes[name], doc, timeout, secrets), batch))
+        for name, failure, attr, result in outcomes:
+            if failure:
+                _stop(diags, state, name, failure, batches, i, path=[attr])
+            restarting = max(restarting, result.seconds)
         deadline = t0 + timeout
         while True:
             ok, seen = _settled(world, state, batch, nodes, target, access)
