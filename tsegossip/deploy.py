@@ -116,9 +116,24 @@ def _tail(text: str, n: int = 25) -> str:
     return "\n".join("    " + l for l in lines[-n:])
 
 
+def settled_check(plan: Plan, key: GossipKey, step: Step, settle_seconds: float, poll: float = 1.0):
+    """Check the cluster after a step until it matches, for up to settle_seconds.
+
+    The step's own after-gate already passed, so a mismatch here is usually a read that
+    lost a race (a keyring query waiting on a serf round trip, a member still marked
+    leaving); one more look settles it. A real problem is still there when time is up.
+    """
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        verdict = check.run_check(plan.rollout, key, step.after)
+        if verdict.ok or time.monotonic() >= deadline:
+            return verdict
+        time.sleep(poll)
+
+
 def deploy_steps(plan: Plan, spec_path: Path, key: GossipKey, workdir: Path, stacks: list[str] | None = None,
                  out: TextIO = sys.stdout, check_after: bool = True,
-                 on_step: Callable[[Step], None] | None = None) -> list[StepResult]:
+                 on_step: Callable[[Step], None] | None = None, settle_seconds: float = 30.0) -> list[StepResult]:
     """Deploy `stacks` (default: all, in plan order), one `cdktf deploy` each; stop at the first failure."""
     wanted = [plan.step(s) for s in stacks] if stacks else list(plan.steps)
     wanted.sort(key=lambda s: s.index)
@@ -135,7 +150,7 @@ def deploy_steps(plan: Plan, spec_path: Path, key: GossipKey, workdir: Path, sta
         print(f"   deployed {step.stack} in {took:.1f}s", file=out, flush=True)
         ok = True
         if check_after:
-            verdict = check.run_check(plan.rollout, key, step.after)
+            verdict = settled_check(plan, key, step, settle_seconds)
             print(_indent(check.as_table(verdict)), file=out, flush=True)
             ok = verdict.ok
             if not ok:
