@@ -28,6 +28,7 @@ from ..agentconfig import fragment, tse_parameters
 from ..backends import commands, files, tse
 from ..keys import GossipKey, InvalidKey
 from ..phases import Phase
+from ..verdict import judge
 from .progress import Progress
 
 NOT_JOINED = "not-joined"
@@ -450,33 +451,29 @@ def check_gate(state: State, world: World, diags: Diagnostics) -> State | None:
 
 
 def _gate_once(state: Mapping, world: World, expected: Mapping[str, Phase], addresses: Mapping[str, str],
-               fingerprint: str | None, access: obs.Access) -> tuple[list[str], str]:
-    mismatches: list[str] = []
-    try:
-        mem = world.members(state["http_addr"], access)
-    except obs.ObserveError as err:
-        return [f"members: {err}"], ""
-    for name, want in sorted(expected.items()):
-        status = mem.get(name, "absent")
-        if status != "alive":
-            mismatches.append(f"{name}: expected {want}, saw member {status}")
-            continue
-        addr = addresses.get(name)
-        if not addr:
-            mismatches.append(f"{name}: expected {want}, saw no address in `addresses` to read its settings")
-            continue
-        view = world.node_settings(addr, name, access)
-        if view.phase is not want or not view.reachable:
-            mismatches.append(f"{name}: expected {want}, saw {view.describe()}")
+               fingerprint: str | None, access: obs.Access) -> tuple[list[str], str, bool]:
+    """(mismatches, keyring note, settled): settled means waiting cannot change the answer.
+
+    Members and phases are judged by verdict.judge, the same code `tsegossip check` uses.
+    """
+    watched = {n: addresses[n] for n in expected if addresses.get(n)}
+    view = world.observe(state["http_addr"], watched, access, with_keyring=False)
+    judged = judge(view, {n: p.value for n, p in expected.items()}, {}, None)
+    mismatches = judged.all_problems()
+    mismatches += [f"{n}: expected {expected[n]}, saw no address in `addresses` to read its settings"
+                   for n in expected if n not in watched]
+    # Everyone alive and answering: a phase that differs now will differ in a minute too.
+    settled = view.members is not None and all(
+        v.member == "alive" and v.observed not in ("unreachable", "unknown") for v in judged.nodes)
     ring_note = ""
     if fingerprint and not mismatches:
         keyed = {n: addresses[n] for n, p in expected.items() if p.has_key}
         ok, seen = key_installed(world, state["http_addr"], fingerprint, keyed, access)
         if not ok:
-            mismatches.append(f"keyring: expected {fingerprint} on every node, saw {seen}")
-        else:
-            ring_note = f"; key {fingerprint} installed ({seen})"
-    return mismatches, ring_note
+            # Keys do not arrive by waiting: a wrong key or a stale keyring stays that way.
+            return [f"keyring: expected {fingerprint} on every node, saw {seen}"], "", True
+        ring_note = f"; key {fingerprint} installed ({seen})"
+    return mismatches, ring_note, settled
 
 
 def _check_gate(state: State, world: World, diags: Diagnostics) -> State:
@@ -499,17 +496,20 @@ def _check_gate(state: State, world: World, diags: Diagnostics) -> State:
     timeout = _num(state, "timeout_seconds", GATE_TIMEOUT)
     deadline = world.clock() + timeout
     while True:
-        mismatches, ring_note = _gate_once(state, world, expected, addresses, fingerprint, access)
+        mismatches, ring_note, settled = _gate_once(state, world, expected, addresses, fingerprint, access)
         if not mismatches:
             verdict = f"ok: {len(expected)} node(s) alive in their expected phases{ring_note}"
             world.progress(f"gate {resource_id(state, 'when')}: {verdict}")
             return {**state, "id": resource_id(state, "when"), "verdict": verdict}
-        if world.clock() >= deadline:
+        # A before-gate facing a settled cluster fails now rather than after the timeout.
+        stable = settled and (state.get("when") == "before" or mismatches[0].startswith("keyring:"))
+        if stable or world.clock() >= deadline:
             prev = state.get("previous_stack")
             hint = f" Deploy {prev} first." if prev and state.get("when") == "before" else ""
             diags.add_error(
                 f"Gate {state.get('when')} stack {state.get('stack')} failed",
-                f"After {timeout:.0f}s the cluster still differs from the plan:\n  " + "\n  ".join(mismatches) + hint,
+                ("The cluster differs from the plan and waiting will not change it:\n  " if stable else
+                 f"After {timeout:.0f}s the cluster still differs from the plan:\n  ") + "\n  ".join(mismatches) + hint,
                 path=["expected"],
             )
             raise Refused
