@@ -198,9 +198,21 @@ def run_once(variant: str, spec_path: Path, work: Path) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"{variant} failed:\n{done.stderr}")
     res = json.loads(done.stdout.strip().splitlines()[-1])
+    res["outdir"] = str(outdir)
     res["wall_s"] = wall
     res["rss_mb"] = (res["py_hwm_kb"] + res["node_hwm_kb"]) / 1024
     return res
+
+
+def same_json(full: Path, plain: Path) -> None:
+    """The json baseline must write the same Terraform JSON as the constructs (parsed, key order aside)."""
+    stacks = sorted(p.parent.name for p in (full / "stacks").glob("*/cdk.tf.json"))
+    if not stacks or stacks != sorted(p.parent.name for p in (plain / "stacks").glob("*/cdk.tf.json")):
+        raise SystemExit(f"full and json wrote different stacks: {full} vs {plain}")
+    for name in stacks:
+        a, b = (json.loads((d / "stacks" / name / "cdk.tf.json").read_text()) for d in (full, plain))
+        if a != b:
+            raise SystemExit(f"{name}: the json baseline's Terraform JSON differs from the constructs'")
 
 
 def machine() -> str:
@@ -233,6 +245,7 @@ def main() -> int:
             for _ in range(args.runs):  # interleave variants so drift hits all alike
                 for v in VARIANTS:
                     runs[v].append(run_once(v, spec_path, work))
+            same_json(Path(runs["full"][0]["outdir"]), Path(runs["json"][0]["outdir"]))
             for v in VARIANTS:
                 med = {k: statistics.median(r[k] for r in runs[v]) for k in ("wall_s", "synth_s", "load_s", "rss_mb")}
                 med["max_rss_mb"] = max(r["rss_mb"] for r in runs[v])

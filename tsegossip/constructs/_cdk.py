@@ -17,16 +17,20 @@ import jsii
 App = cdk.App
 TerraformStack = cdk.TerraformStack
 TerraformResource = cdk.TerraformResource
+TerraformElement = cdk.TerraformElement
 TerraformProvider = cdk.TerraformProvider
 TerraformProviderGeneratorMetadata = cdk.TerraformProviderGeneratorMetadata
 LocalBackend = cdk.LocalBackend
 Testing = cdk.Testing
+Token = cdk.Token
+IResolvable = cdk.IResolvable
 Construct = constructs.Construct
 IValidation = constructs.IValidation
 implements = jsii.implements
 LIBRARY = cdk.__name__
 
 __all__ = [
-    "App", "TerraformStack", "TerraformResource", "TerraformProvider", "TerraformProviderGeneratorMetadata",
-    "LocalBackend", "Testing", "Construct", "IValidation", "implements", "LIBRARY",
+    "App", "TerraformStack", "TerraformResource", "TerraformElement", "TerraformProvider",
+    "TerraformProviderGeneratorMetadata", "LocalBackend", "Testing", "Token", "IResolvable", "Construct",
+    "IValidation", "implements", "LIBRARY",
 ]

@@ -4,19 +4,141 @@ tsegossip/provider/attributes.py (the provider serves the same definitions).
 Nothing here restates an attribute: each binding class names its resource type and
 takes its attribute set from `attributes.RESOURCES`; values are checked and encoded by
 `encoding` (per-node maps become one `${jsondecode("...")}` string each).
+
+Synth cost: jsii makes every call between Python and cdktf's node process a pipe round
+trip. A resource that overrides `synthesizeAttributes` is called back twice per synth
+(cdktf's prepareStack, then the write) and sends its whole attribute dict each time. So
+the resources do not override it: each stack holds one `_AttributeSink` element whose
+`toTerraform` gives every tsegossip resource's attributes at once (`resource.<type>.<id>`,
+deep-merged by cdktf with what each resource emits itself: `//` metadata, `depends_on`,
+`provider`, its own overrides, which still win). Per synth and stack that is a handful of
+round trips instead of two per resource, and:
+
+- the attributes are sent once, as one node-side value (`Token.as_any`), and a long map
+  string is sent once per process however many resources carry it (`_node_side`);
+- cdktf's preparing pass (it only looks for cross-stack references) gets an empty
+  fragment unless some attribute holds a token, which saves one resolve of every map.
+
+The Terraform JSON, metadata included, is the same as with per-resource `synthesizeAttributes`.
 """
 
 from __future__ import annotations
 
+import re
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..provider import attributes as schema
 from ..provider.attributes import Attribute, Kind
-from ._cdk import TerraformProvider, TerraformProviderGeneratorMetadata, TerraformResource
+from ._cdk import (IResolvable, TerraformElement, TerraformProvider, TerraformProviderGeneratorMetadata,
+                   TerraformResource, TerraformStack, Token, implements)
 from .encoding import ATTRIBUTES, BindingError, encode_attributes, jsondecode_expression  # noqa: F401 (re-exported)
 
 _METADATA = dict(provider_name=schema.PROVIDER_NAME, provider_version_constraint=schema.PROVIDER_VERSION)
+
+_GENERATOR_METADATA: list[TerraformProviderGeneratorMetadata] = []
+
+
+def _generator_metadata() -> TerraformProviderGeneratorMetadata:
+    """One immutable struct for every resource (building it runs jsii's argument type checks)."""
+    if not _GENERATOR_METADATA:
+        _GENERATOR_METADATA.append(TerraformProviderGeneratorMetadata(**_METADATA))
+    return _GENERATOR_METADATA[0]
+
+
+# cdktf's logical id of a construct directly under its stack is the id itself when the id
+# has only these characters (cdktf private/unique.js: makeUniqueId, one component).
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
+
+
+# A map string of a few KB costs less to send inline than a round trip; above that, each
+# distinct string is sent once per process and shared by reference: the same `nodes` and
+# `addresses` maps recur in every stack, and one step's `expected` after is the next's before.
+_SHARE_MIN_CHARS = 4096
+_SHARED_MAX = 512
+_shared: OrderedDict[str, Any] = OrderedDict()
+
+
+def _node_side(value: Any) -> Any:
+    """`value`, or for a long string a node-side reference to an equal string."""
+    if not isinstance(value, str) or len(value) < _SHARE_MIN_CHARS:
+        return value
+    ref = _shared.get(value)
+    if ref is None:
+        ref = _shared[value] = Token.as_any(value)
+        if len(_shared) > _SHARED_MAX:
+            _shared.popitem(last=False)
+    else:
+        _shared.move_to_end(value)
+    return ref
+
+
+class _AttributeSink(TerraformElement):
+    """One per stack: emits the attributes of every tsegossip resource in the stack.
+
+    Not a Terraform object of its own: its fragment is only `resource.<type>.<id>.<attribute>`
+    for resources that exist as constructs, and it adds nothing to the stack metadata.
+    """
+
+    ID = "tsegossip-attributes"
+
+    def __init__(self, stack: TerraformStack) -> None:
+        super().__init__(stack, self.ID)
+        self._resources: list[TsegossipResource] = []
+        self._node_fragment: Any = None
+        self._tokens = False
+        self._resolvable = _Fragment(self)
+
+    @classmethod
+    def of(cls, stack: TerraformStack) -> _AttributeSink:
+        sink = stack.__dict__.get("_tsegossip_sink")
+        if sink is None:
+            sink = stack.__dict__["_tsegossip_sink"] = cls(stack)
+        return sink
+
+    def add(self, resource: TsegossipResource) -> None:
+        self._resources.append(resource)
+        self._tokens = self._tokens or resource._tsegossip_tokens
+        self.changed()
+
+    def changed(self) -> None:
+        self._node_fragment = None
+
+    def to_terraform(self) -> Any:
+        return self._resolvable
+
+    def fragment(self, preparing: bool) -> Any:
+        # cdktf's prepareStack resolves every element once with preparing=true, only to
+        # find cross-stack references; without tokens in the attributes there are none.
+        if preparing and not self._tokens:
+            return {}
+        if self._node_fragment is None:  # built and sent once, then handed back by reference
+            tree: dict[str, dict[str, Any]] = {}
+            for r in self._resources:
+                if not r._tsegossip_moved:
+                    tree.setdefault(r.TYPE, {})[r._logical_id()] = {
+                        k: _node_side(v) for k, v in r._tsegossip_attributes.items()}
+            self._node_fragment = Token.as_any({"resource": tree}) if tree else {}
+        return self._node_fragment
+
+
+@implements(IResolvable)
+class _Fragment:
+    """The sink's fragment as a token, so that it can tell cdktf's preparing resolve apart."""
+
+    def __init__(self, sink: _AttributeSink) -> None:
+        self._sink = sink
+
+    @property
+    def creation_stack(self) -> list[str]:
+        return []
+
+    def resolve(self, context: Any) -> Any:
+        return self._sink.fragment(bool(context.preparing))
+
+    def to_string(self) -> str:
+        return f"<tsegossip attributes of {self._sink.node.path}>"
 
 
 class TsegossipResource(TerraformResource):
@@ -40,23 +162,57 @@ class TsegossipResource(TerraformResource):
         provider: TerraformProvider | None = None,
     ) -> None:
         encoded = encode_attributes(self.TYPE, self.ATTRIBUTES, values)
+        stack = scope if isinstance(scope, TerraformStack) else TerraformStack.of(scope)
+        # the sink goes before the stack's first resource, so that a resource's own
+        # add_override still wins (cdktf deep-merges element fragments in construct order)
+        sink = _AttributeSink.of(stack)
         super().__init__(
             scope,
             id,
             terraform_resource_type=self.TYPE,
-            terraform_generator_metadata=TerraformProviderGeneratorMetadata(**_METADATA),
+            terraform_generator_metadata=_generator_metadata(),
             depends_on=list(depends_on) if depends_on else None,
             provider=provider,
         )
         self._tsegossip_attributes = encoded
+        self._tsegossip_moved = False
+        self._tsegossip_tokens = any(
+            not isinstance(v, (str, int, float, bool)) or (isinstance(v, str) and "{TfToken[" in v)
+            for v in encoded.values())
+        # direct child of a stack with a plain id: the logical id is the id (no round trip)
+        plain = (stack is scope and _PLAIN_ID.fullmatch(id) is not None and id != "Default"
+                 and type(stack)._allocate_logical_id is TerraformStack._allocate_logical_id
+                 and type(stack).get_logical_id is TerraformStack.get_logical_id)
+        self._tsegossip_logical_id: str | None = id if plain else None
+        self._tsegossip_sink = sink
+        sink.add(self)
 
-    # The name matters: jsii calls the protected `synthesizeAttributes` through this
-    # Python name; `synthesize_attributes` would be silently ignored. cdktf calls it twice
-    # per synth (prepareStack and synthesize); the maps are already one string each.
-    # (Moving them to add_override so they cross once saved ~0.1 s at 10,000 nodes but
-    # lists every map under "overrides" in the stack metadata: not worth it.)
-    def _synthesize_attributes(self) -> dict[str, Any]:
-        return dict(self._tsegossip_attributes)
+    # No `_synthesize_attributes` override on purpose: see the module docstring.
+
+    def _logical_id(self) -> str:
+        if self._tsegossip_logical_id is None:
+            self._tsegossip_logical_id = self.friendly_unique_id
+        return self._tsegossip_logical_id
+
+    def override_logical_id(self, new_logical_id: str) -> None:
+        super().override_logical_id(new_logical_id)
+        self._tsegossip_logical_id = None
+        self._tsegossip_sink.changed()
+
+    def reset_override_logical_id(self) -> None:
+        super().reset_override_logical_id()
+        self._tsegossip_logical_id = None
+        self._tsegossip_sink.changed()
+
+    def move_to(self, move_target: str, index: Any = None) -> None:
+        super().move_to(move_target, index)
+        self._tsegossip_moved = True  # cdktf emits a moved block instead of the resource
+        self._tsegossip_sink.changed()
+
+    def move_to_id(self, id: str) -> None:
+        super().move_to_id(id)
+        self._tsegossip_moved = True
+        self._tsegossip_sink.changed()
 
     @property
     def synthesized_attributes(self) -> Mapping[str, Any]:
@@ -111,7 +267,7 @@ class TsegossipProvider(TerraformProvider):
             scope,
             id,
             terraform_resource_type=schema.PROVIDER_NAME,
-            terraform_generator_metadata=TerraformProviderGeneratorMetadata(**_METADATA),
+            terraform_generator_metadata=_generator_metadata(),
             terraform_provider_source=schema.PROVIDER_SOURCE,
         )
 
