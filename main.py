@@ -37,8 +37,9 @@ def main() -> int:
 
     app = App()
     previous = None
+    state_dir = os.environ.get("TSEGOSSIP_STATE_DIR") or None  # default: terraform.<stack>.tfstate here
     for step in plan.steps:
-        previous = PhaseStack(app, step.stack, PhaseStackProps.for_step(plan, step, key, previous))
+        previous = PhaseStack(app, step.stack, PhaseStackProps.for_step(plan, step, key, previous, state_dir))
     app.synth()
     return 0
 

@@ -47,6 +47,8 @@ def deploy_env(spec_path: str | Path, progress_log: Path, base: dict[str, str] |
     env["TSEGOSSIP_SPEC"] = str(Path(spec_path).resolve())
     env["TSEGOSSIP_PROGRESS_LOG"] = str(progress_log)
     env["TSEGOSSIP_PROGRESS_TTY"] = "0"  # we echo the log ourselves
+    # State beside the progress log, per work dir: two rollouts with one name never share it.
+    env.setdefault("TSEGOSSIP_STATE_DIR", str(progress_log.parent / "state"))
     env.setdefault("CHECKPOINT_DISABLE", "1")
     env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     return env

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import time
@@ -73,10 +72,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cluster = lab.up(workdir / "lab", servers=args.servers, clients=args.clients, groups=args.groups)
     try:
         spec_path = workdir / "spec.json"
-        doc = lab.write_spec(cluster, spec_path, key_env=key_env)
-        for group in doc["client_groups"]:
-            group["batch_size"] = args.batch_size
-        spec_path.write_text(json.dumps(doc, indent=2))
+        lab.write_spec(cluster, spec_path, key_env=key_env, batch_size=args.batch_size)
         rollout = spec.load(spec_path)
         plan = planner.plan(rollout)
         print(report.as_text(plan, key), flush=True)

@@ -162,3 +162,25 @@ def test_planned_stacks_pass_validation(example):
     _, stacks = build_app(load_plan(example))
     for s in stacks:
         assert s.problems() == []
+
+
+def test_state_dir_gives_each_stack_its_own_state_file(tmp_path):
+    from tsegossip.constructs import PhaseStack, PhaseStackProps
+    from tsegossip.constructs._cdk import App
+
+    plan = load_plan(ROOT / "examples" / "tse-smooth.yaml")
+    app = App(outdir=str(tmp_path / "out"))
+    previous = None
+    for step in plan.steps:
+        previous = PhaseStack(app, step.stack, PhaseStackProps.for_step(plan, step, TEST_KEY, previous,
+                                                                         state_dir="/var/lib/tsegossip/"))
+    app.synth()
+    for step in plan.steps:
+        doc = stack_json(tmp_path / "out", step.stack)
+        assert doc["terraform"]["backend"]["local"]["path"] == f"/var/lib/tsegossip/{step.stack}.tfstate"
+
+
+def test_fails_state_dir_empty():
+    plan = load_plan(ROOT / "examples" / "tse-smooth.yaml")
+    with pytest.raises(Exception, match=r"state_dir: '  ' given; allowed: a directory path or None"):
+        PhaseStackProps.for_step(plan, plan.steps[0], TEST_KEY, None, state_dir="  ")

@@ -24,9 +24,8 @@ def tsegossip_cmd() -> str:
 def make_spec(cluster: lab.LabCluster, path: Path, name: str, batch_size: int = 1, poll: float = 0.3,
               batch_seconds: int = 60, **kw) -> dict:
     """lab.write_spec with the console script as restart command, a batch size and short polls."""
-    doc = lab.write_spec(cluster, path, name=name, key_env=KEY_ENV, tsegossip_cmd=tsegossip_cmd(), **kw)
-    for g in doc["client_groups"]:
-        g["batch_size"] = batch_size
+    doc = lab.write_spec(cluster, path, name=name, key_env=KEY_ENV, tsegossip_cmd=tsegossip_cmd(),
+                         batch_size=batch_size, **kw)
     doc["timeouts"] = {"batch_seconds": batch_seconds, "poll_seconds": poll}
     Path(path).write_text(json.dumps(doc, indent=2))
     return doc

@@ -17,7 +17,7 @@ from ..keys import GossipKey
 from ..phases import Phase, compatible, why_incompatible
 from ..planner import SERVERS, Plan, Step, StepKind
 from ..spec import Rollout, ServerType
-from ._cdk import Construct, IValidation, TerraformStack, implements
+from ._cdk import Construct, IValidation, LocalBackend, TerraformStack, implements
 from .bindings import ClientConfigResource, PhaseGateResource, ServerParamsResource, TsegossipProvider
 from .props import (
     GossipClientConfigProps,
@@ -74,9 +74,14 @@ class PhaseStackProps:
     key_fingerprint: str
     previous: PhaseStack | None = None
     """default: none; the stack this one depends on (the previous step)."""
+    state_dir: str | None = None
+    """default: Terraform's local backend in the working directory (terraform.<stack>.tfstate);
+    else the state file is <state_dir>/<stack>.tfstate, so two rollouts never share state."""
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        if self.state_dir is not None and (not isinstance(self.state_dir, str) or not self.state_dir.strip()):
+            raise _fail(owner, "state_dir", f"{self.state_dir!r} given; allowed: a directory path or None")
         if not isinstance(self.rollout, Rollout):
             raise _fail(owner, "rollout", f"{type(self.rollout).__name__} given; allowed: a spec.Rollout")
         if not isinstance(self.step, Step):
@@ -86,8 +91,10 @@ class PhaseStackProps:
             raise _fail(owner, "previous", f"{type(self.previous).__name__} given; allowed: a PhaseStack or None")
 
     @classmethod
-    def for_step(cls, plan: Plan, step: Step, key: GossipKey, previous: PhaseStack | None = None) -> PhaseStackProps:
-        return cls(rollout=plan.rollout, step=step, key_fingerprint=key.fingerprint, previous=previous)
+    def for_step(cls, plan: Plan, step: Step, key: GossipKey, previous: PhaseStack | None = None,
+                 state_dir: str | None = None) -> PhaseStackProps:
+        return cls(rollout=plan.rollout, step=step, key_fingerprint=key.fingerprint, previous=previous,
+                   state_dir=state_dir)
 
 
 @implements(IValidation)
@@ -114,6 +121,8 @@ class PhaseStack(TerraformStack):
         self.props = props
         r, step = props.rollout, props.step
         TsegossipProvider(self)
+        if props.state_dir:
+            LocalBackend(self, path=f"{props.state_dir.rstrip('/')}/{id}.tfstate")
         previous = props.previous.node.id if props.previous is not None else None
         if props.previous is not None:
             self.add_dependency(props.previous)

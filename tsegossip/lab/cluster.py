@@ -675,13 +675,18 @@ def default_tsegossip_cmd() -> str:
 def write_spec(cluster: LabCluster | str | os.PathLike, path: str | os.PathLike, name: str = "lab",
                strategy: str = "smooth", key_env: str = "TSEGOSSIP_KEY",
                servers_phase: str = "plaintext", clients_phase: str = "plaintext",
-               joined: bool = True, tsegossip_cmd: str | None = None) -> dict:
+               joined: bool = True, tsegossip_cmd: str | None = None, batch_size: int = 1) -> dict:
     """Write a rollout spec for this lab to `path` (JSON) and return it."""
     cluster = _cluster_of(cluster)
     cmd = tsegossip_cmd or default_tsegossip_cmd()
     wd = cluster.workdir
     config_path = os.path.join(wd, "{node}", "config", GOSSIP_FRAGMENT)
     restart_cmd = f"{cmd} lab restart --dir {shlex.quote(wd)} {{node}}"
+    # direct jumps the servers over a phase: the first one restarted is split from the rest
+    # by design until they follow, so its restart must not wait to rejoin (the provider's
+    # own wait, which knows about the jump, decides when the step is done).
+    server_restart = restart_cmd.replace(" lab restart ", " lab restart --no-wait-join ") \
+        if strategy == "direct" else restart_cmd
 
     def node_list(nodes):
         return [{"name": n.name, "http_addr": n.http_addr} for n in nodes]
@@ -696,7 +701,7 @@ def write_spec(cluster: LabCluster | str | os.PathLike, path: str | os.PathLike,
             "phase": servers_phase,
             "http_addr": cluster.servers[0].http_addr,
             "config_path": config_path,
-            "restart_command": restart_cmd,
+            "restart_command": server_restart,
             "nodes": node_list(cluster.servers),
         },
         "client_groups": [
@@ -704,7 +709,7 @@ def write_spec(cluster: LabCluster | str | os.PathLike, path: str | os.PathLike,
                 "name": g,
                 "phase": clients_phase,
                 "joined": joined,
-                "batch_size": 1,
+                "batch_size": batch_size,
                 "config_path": config_path,
                 "restart_command": restart_cmd,
                 "nodes": node_list(cluster.group(g)),
