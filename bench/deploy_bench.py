@@ -73,14 +73,7 @@ app.synth()
 BATCH_RE = re.compile(r"batch \d+/\d+ alive in \S+ after ([\d.]+)s \(restart commands ([\d.]+)s\)")
 
 
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from machine import cpu_model  # bench/machine.py, beside this script
 
 
 def clean_state(stacks: list[str]) -> None:

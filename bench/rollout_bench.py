@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -48,18 +47,11 @@ class Sink:
         pass
 
 
+from machine import cpu_model  # bench/machine.py, beside this script
+
+
 def console() -> str:
     return str(Path(sys.executable).parent / "tsegossip")
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def measure_restart(workdir: Path, samples: int) -> list[float]:

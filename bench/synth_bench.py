@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,9 @@ sys.path.insert(0, str(ROOT))
 GROUPS = 20
 VARIANTS = ("floor", "full", "json")
 FIXED_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+
+from machine import describe  # bench/machine.py, beside this script
 
 
 def fleet_spec(nodes: int) -> dict:
@@ -216,12 +218,7 @@ def same_json(full: Path, plain: Path) -> None:
 
 
 def machine() -> str:
-    model = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return f"{os.cpu_count()} CPUs (nproc), {model}, Python {platform.python_version()}, Linux {platform.release()}"
+    return describe()
 
 
 def main() -> int:
