@@ -56,6 +56,7 @@ import sys
 sys.path.insert(0, {root!r})
 from tsegossip.constructs import TsegossipProvider
 from tsegossip.constructs._cdk import App, TerraformStack
+from machine import cpu_model  # bench/machine.py, beside this script
 
 provider = sys.argv[1] == "provider"
 app = App()
@@ -72,8 +73,6 @@ app.synth()
 
 BATCH_RE = re.compile(r"batch \d+/\d+ alive in \S+ after ([\d.]+)s \(restart commands ([\d.]+)s\)")
 
-
-from machine import cpu_model  # bench/machine.py, beside this script
 
 
 def clean_state(stacks: list[str]) -> None:

@@ -47,8 +47,6 @@ class Sink:
         pass
 
 
-from machine import cpu_model  # bench/machine.py, beside this script
-
 
 def console() -> str:
     return str(Path(sys.executable).parent / "tsegossip")
@@ -71,6 +69,7 @@ def measure_restart(workdir: Path, samples: int) -> list[float]:
 
 EMPTY_APP = """
 from cdktf import App, TerraformStack
+from machine import cpu_model  # bench/machine.py, beside this script
 app = App()
 TerraformStack(app, "empty")
 app.synth()

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from machine import describe  # bench/machine.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -33,8 +34,6 @@ GROUPS = 20
 VARIANTS = ("floor", "full", "json")
 FIXED_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
-
-from machine import describe  # bench/machine.py, beside this script
 
 
 def fleet_spec(nodes: int) -> dict:
