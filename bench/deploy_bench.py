@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 from tsegossip import check, deploy, lab, planner, spec  # noqa: E402
 from tsegossip.keys import GossipKey  # noqa: E402
 from tests.e2e.helpers import KEY_ENV, make_spec  # noqa: E402
+from machine import cpu_model  # noqa: E402  (bench/machine.py, beside this script)
 
 LAUNCHER = next((ROOT / "mirror").rglob("terraform-provider-tsegossip_v*"), None)
 
@@ -56,7 +57,6 @@ import sys
 sys.path.insert(0, {root!r})
 from tsegossip.constructs import TsegossipProvider
 from tsegossip.constructs._cdk import App, TerraformStack
-from machine import cpu_model  # bench/machine.py, beside this script
 
 provider = sys.argv[1] == "provider"
 app = App()

@@ -37,6 +37,7 @@ from tsegossip import deploy, lab, planner, spec  # noqa: E402
 from tsegossip.keys import GossipKey  # noqa: E402
 from tests.e2e.helpers import Probe, make_spec, observed_phases  # noqa: E402
 import tests.e2e.helpers as helpers  # noqa: E402
+from machine import cpu_model  # noqa: E402  (bench/machine.py, beside this script)
 
 
 class Sink:
@@ -69,7 +70,6 @@ def measure_restart(workdir: Path, samples: int) -> list[float]:
 
 EMPTY_APP = """
 from cdktf import App, TerraformStack
-from machine import cpu_model  # bench/machine.py, beside this script
 app = App()
 TerraformStack(app, "empty")
 app.synth()
