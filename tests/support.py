@@ -1,5 +1,7 @@
 """Shared test constants and helpers (import as tests.support)."""
 
+import base64
+import hashlib
 import sys
 from pathlib import Path
 
@@ -7,8 +9,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-# A fixed key for tests; never a real cluster's key.
-TEST_KEY = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s="
+
+
+def derived_key(label: str) -> str:
+    """A fixed test key made at run time from a label, so that no key sits in the repository in clear."""
+    return base64.b64encode(hashlib.sha256(label.encode()).digest()).decode()
+
+
+TEST_KEY = derived_key("tsegossip test key")
+OTHER_KEY = derived_key("tsegossip another test key")
+TEST_KEY_REDACTED = TEST_KEY[:4] + "*" * 9 + TEST_KEY[-4:]
 
 
 def console_script() -> str:

@@ -8,12 +8,11 @@ import socket
 import pytest
 
 from tests.provider.fakeconsul import KEYRING_EMPTY_500, agent_self, fake_consul, keyring_entry, member
-from tests.support import TEST_KEY
+from tests.support import TEST_KEY, OTHER_KEY
 from tsegossip import observe
 from tsegossip.keys import GossipKey, fingerprint_of
 from tsegossip.phases import Phase
 
-OTHER_KEY = "ZWTL+bgjHyQPhJRKcFe3ccirc2SFHmc/Nw67l8NQfdk="
 
 
 def _closed_port() -> int:

@@ -9,7 +9,7 @@ import pytest
 
 from tsegossip import check, deploy, lab, planner, spec
 from tsegossip.planner import StepKind
-from tests.e2e.helpers import (KEY_ENV, Out, Probe, agent_self, lab_up, make_spec, observed_phases,
+from tests.e2e.helpers import (Out, Probe, agent_self, lab_up, make_spec, observed_phases,
                                save_spec, tsegossip_cmd)
 
 pytestmark = pytest.mark.usefixtures("cdktf_ready")

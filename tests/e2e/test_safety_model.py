@@ -13,7 +13,7 @@ import pytest
 
 from tsegossip import agentconfig, lab
 from tsegossip.phases import Phase, compatible
-from tests.e2e.helpers import lab_up, make_spec, members_of, save_spec, tsegossip_cmd
+from tests.e2e.helpers import lab_up, make_spec, members_of, tsegossip_cmd
 
 
 def alive_view(c: lab.LabCluster) -> dict[str, set[str]]:

@@ -12,13 +12,13 @@ from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from tests.provider.fakeworld import SERVER, FakeCluster, addr
-from tests.support import TEST_KEY
+from tests.support import TEST_KEY, OTHER_KEY
 from tsegossip.backends.tse import InstanceStatus
 from tsegossip.keys import GossipKey
 from tsegossip.provider.resources import ClientConfig, PhaseGate, ServerParams
 
 KEY = GossipKey(TEST_KEY)
-OTHER = "ZWTL+bgjHyQPhJRKcFe3ccirc2SFHmc/Nw67l8NQfdk="
+OTHER = OTHER_KEY
 ENV = {"TSEGOSSIP_KEY": TEST_KEY}
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, TEST_KEY
+from tests.support import ROOT, TEST_KEY, OTHER_KEY
 from tsegossip import lab, observe
 from tsegossip.keys import GossipKey
 
@@ -125,7 +125,7 @@ def test_init_plan_apply_plan_again_destroy(e2e):
     assert "never downgrades" in destroy.stdout
 
     # The wrong key is refused at apply time, naming both fingerprints, before anything is touched.
-    wrong = GossipKey("ZWTL+bgjHyQPhJRKcFe3ccirc2SFHmc/Nw67l8NQfdk=")
+    wrong = GossipKey(OTHER_KEY)
     refused, _ = run("apply", "-auto-approve", "-var-file=lab.tfvars.json", ok=(1,), TSEGOSSIP_KEY=wrong.reveal())
     assert "The gossip key does not match the plan" in refused.stderr
     assert wrong.fingerprint in refused.stderr and e2e["key"].fingerprint in refused.stderr
