@@ -8,9 +8,10 @@ import os
 import sys
 from typing import Callable
 
-from . import __version__
+from . import __version__, check_cli, deploy_cli
 from .errors import PlanError, SpecError
 from .keys import GossipKey, InvalidKey
+from .lab import cli as lab_cli
 
 EXIT_INVALID = 1
 EXIT_USAGE = 2
@@ -126,21 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reveal", action="store_true", help="print the key in clear (for piping into a config file)")
     s.set_defaults(func=cmd_render)
 
-    for register in _extensions():
-        register(sub)
+    for module in (check_cli, deploy_cli, lab_cli):
+        module.register(sub)
     return p
-
-
-def _extensions() -> list[Callable]:
-    """Subcommands from lower layers that may be absent while they are being built."""
-    out = []
-    for mod in ("tsegossip.lab.cli", "tsegossip.check_cli", "tsegossip.deploy_cli"):
-        try:
-            module = __import__(mod, fromlist=["register"])
-        except ImportError:
-            continue
-        out.append(module.register)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
