@@ -102,7 +102,8 @@ def test_usage_error_exit_2():
     assert "usage:" in r.stderr
 
 
-@pytest.mark.parametrize("cmd", [[], ["plan"], ["validate"], ["render"], ["keygen"]])
+@pytest.mark.parametrize("cmd", [[], ["plan"], ["validate"], ["render"], ["keygen"], ["check"], ["deploy"], ["demo"],
+                                 ["lab"], ["lab", "up"], ["lab", "status"], ["lab", "restart"], ["lab", "down"]])
 def test_every_command_has_help(cmd):
     r = run(*cmd, "--help")
     assert r.returncode == 0
