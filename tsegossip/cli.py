@@ -12,6 +12,7 @@ from . import __version__, check_cli, deploy_cli
 from .errors import PlanError, SpecError
 from .keys import GossipKey, InvalidKey
 from .lab import cli as lab_cli
+from .lab.cluster import LabError
 
 EXIT_INVALID = 1
 EXIT_USAGE = 2
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as err:
         print(err.render(), file=sys.stderr)
         return EXIT_INVALID
-    except (PlanError, InvalidKey, UserError) as err:
+    except (PlanError, InvalidKey, UserError, LabError) as err:
         prefix = f"{getattr(args, 'spec', '')}: " if getattr(args, "spec", None) and not str(err).startswith(args.spec) else ""
         for line in str(err).splitlines():
             print(f"error: {prefix}{line}", file=sys.stderr)

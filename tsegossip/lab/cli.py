@@ -80,7 +80,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     up.add_argument("--key-env", default="TSEGOSSIP_KEY",
                     help="environment variable holding the gossip key for non-plaintext phases; "
                          "a key is generated and printed when it is unset (default TSEGOSSIP_KEY)")
-    up.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the cluster to form")
+    # An alive broadcast that misses a node at start-up is healed by the next push/pull, every 30 s
+    # on memberlist's LAN profile (seen: one node unseen for 30 s among 9 starting at once).
+    up.add_argument("--timeout", type=float, default=75.0,
+                    help="seconds to wait for the cluster to form (default 75: two push/pull rounds)")
     up.add_argument("--fresh", action="store_true",
                     help="delete the node directories of a previous lab in --dir first (configs, data, "
                          "keyrings, logs); by default they are reused")

@@ -418,7 +418,7 @@ def _signal_and_wait(pids: Mapping[str, int], grace: float) -> dict[str, str]:
 
 def up(workdir: str | os.PathLike, servers: int = 3, clients: int = 6, groups: int = 2,
        base_port: int | None = None, binary: str | os.PathLike | None = None,
-       initial_fragments: Mapping[str, Mapping] | None = None, timeout: float = 30.0,
+       initial_fragments: Mapping[str, Mapping] | None = None, timeout: float = 75.0,
        api_shape: str = "1.15", wait: bool = True, fresh: bool = False) -> LabCluster:
     """Create (or re-create) and start a lab cluster; wait until everyone sees everyone alive.
 
