@@ -127,7 +127,7 @@ def test_observe_lab_agents(tmp_path):
         pytest.skip(f"lab agent not available: {err}")
     key = GossipKey(TEST_KEY)
     frag = {"encrypt": key.reveal(), "encrypt_verify_incoming": False, "encrypt_verify_outgoing": False}
-    with lab.running_lab(tmp_path, servers=1, clients=1, groups=1, binary=binary, timeout=20,
+    with lab.running_lab(tmp_path, servers=1, clients=1, groups=1, binary=binary,
                          initial_fragments={"servers": frag}) as c:
         server, client = c.servers[0], c.clients[0]
         view = observe.observe(server.http_addr, {n.name: n.http_addr for n in c.nodes})

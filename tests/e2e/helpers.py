@@ -38,7 +38,6 @@ def save_spec(path: Path, doc: dict) -> None:
 @contextlib.contextmanager
 def lab_up(tmp_path: Path, binary: str, **kw):
     workdir = tmp_path / "lab"
-    kw.setdefault("timeout", 30)
     try:
         yield lab.up(workdir, binary=binary, **kw)
     finally:

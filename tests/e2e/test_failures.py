@@ -92,7 +92,7 @@ def test_stale_keyring_is_reported_with_the_fix_and_refused(tmp_path, lab_binary
         web1 = c.node("web-1")
         assert Path(web1.keyring_path).exists()
         lab.write_fragment(c, "web-1", lab.phase_fragment("accept-encrypted", key.reveal()))
-        lab.restart(c, "web-1", timeout=20)
+        lab.restart(c, "web-1", timeout=45)
         assert "keyring doesn't include key provided with -encrypt, using keyring" in open(web1.log_path).read()
 
         spec_path = tmp_path / "spec.json"

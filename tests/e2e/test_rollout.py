@@ -85,7 +85,7 @@ def test_check_console_script_exit_codes(tmp_path, lab_binary, key, rollout_name
         assert "5/5 nodes as expected" in ok.stdout
         # web-1 moved to accept-encrypted by hand: still connected, but not what the spec says
         lab.write_fragment(c, "web-1", lab.phase_fragment("accept-encrypted", key.reveal()))
-        lab.restart(c, "web-1", timeout=20)
+        lab.restart(c, "web-1", timeout=45)
         bad = subprocess.run([tsegossip_cmd(), "check", str(spec_path)], capture_output=True, text=True, timeout=60)
         assert bad.returncode == 1, bad.stdout + bad.stderr
         assert "web-1" in bad.stdout and "expected plaintext" in bad.stdout

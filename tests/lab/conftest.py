@@ -16,5 +16,5 @@ def lab_binary():
 def plain_lab(tmp_path_factory, lab_binary):
     """A shared plaintext lab: 3 servers, clients web-1 and api-1."""
     with lab.running_lab(tmp_path_factory.mktemp("plain"), servers=3, clients=2, groups=2,
-                         binary=lab_binary, timeout=20) as c:
+                         binary=lab_binary) as c:
         yield c

@@ -124,7 +124,7 @@ def test_keyring_rotation(tmp_path, lab_binary):
     k1, k2 = lab.generate_key(), lab.generate_key()
     enforced = lab.phase_fragment("enforced", k1)
     with lab.running_lab(tmp_path, servers=2, clients=1, groups=1, binary=lab_binary,
-                         initial_fragments={"servers": enforced, "clients": enforced}, timeout=20) as c:
+                         initial_fragments={"servers": enforced, "clients": enforced}) as c:
         s1 = c.node("server-1")
         k = api(s1).operator.keyring
         assert k.list() == [{"WAN": False, "Datacenter": "dc1", "Segment": "", "Keys": {k1: 3},
@@ -147,7 +147,7 @@ def test_keyring_rotation(tmp_path, lab_binary):
         with open(c.node("web-1").keyring_path) as f:
             assert json.load(f) == [k2]
         # a restart keeps the rotated keyring (the stale `encrypt` k1 is ignored, with a warning)
-        lab.restart(c, "web-1", timeout=20)
+        lab.restart(c, "web-1", timeout=45)
         assert "keyring doesn't include key provided with -encrypt, using keyring" in open(
             c.node("web-1").log_path).read()
         lab.wait_converged(c, timeout=10)
@@ -155,7 +155,7 @@ def test_keyring_rotation(tmp_path, lab_binary):
 
 def test_api_shape_1_11(tmp_path, lab_binary):
     with lab.running_lab(tmp_path, servers=1, clients=0, groups=0, binary=lab_binary,
-                         api_shape="1.11", timeout=20) as c:
+                         api_shape="1.11") as c:
         me = api(c.servers[0]).agent.self()
         dc = me["DebugConfig"]
         assert "StaticRuntimeConfig" not in dc

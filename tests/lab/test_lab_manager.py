@@ -50,10 +50,10 @@ def test_status_rows(plain_lab):
 
 
 def test_restart_stop_start(tmp_path, lab_binary, capsys):
-    with lab.running_lab(tmp_path, servers=2, clients=2, groups=2, binary=lab_binary, timeout=20) as c:
+    with lab.running_lab(tmp_path, servers=2, clients=2, groups=2, binary=lab_binary) as c:
         old = lab.node_pid(c, "server-1")
         lab.write_fragment(c, "server-1", {"bogus_key": 1, "ports": {"dns": 8600}})
-        took = lab.restart(c.workdir, "server-1", timeout=20)
+        took = lab.restart(c.workdir, "server-1", timeout=45)
         assert lab.node_pid(c, "server-1") not in (None, old)
         assert took < 10
         assert "lab: restarted server-1" in capsys.readouterr().err
@@ -65,14 +65,14 @@ def test_restart_stop_start(tmp_path, lab_binary, capsys):
         rows = {r.name: r for r in lab.status(c)}
         assert not rows["web-1"].running and rows["web-1"].error == "not running"
         assert rows["server-1"].members["web-1"] in ("left", "leaving")
-        lab.start(c, "web-1", timeout=20)
+        lab.start(c, "web-1", timeout=45)
         lab.wait_converged(c, timeout=10)
         with pytest.raises(lab.LabError, match="already running"):
             lab.start(c, "web-1")
 
 
 def test_bad_key_fails_start_with_log(tmp_path, lab_binary):
-    with lab.running_lab(tmp_path, servers=1, clients=1, groups=1, binary=lab_binary, timeout=20) as c:
+    with lab.running_lab(tmp_path, servers=1, clients=1, groups=1, binary=lab_binary) as c:
         lab.write_fragment(c, "web-1", {"encrypt": "not-a-key!"})
         with pytest.raises(lab.LabError) as ei:
             lab.restart(c, "web-1", timeout=10)
@@ -84,7 +84,7 @@ def test_bad_key_fails_start_with_log(tmp_path, lab_binary):
 
 
 def test_restart_split_node_reports_no_rejoin(tmp_path, lab_binary):
-    with lab.running_lab(tmp_path, servers=1, clients=1, groups=1, binary=lab_binary, timeout=20) as c:
+    with lab.running_lab(tmp_path, servers=1, clients=1, groups=1, binary=lab_binary) as c:
         lab.write_fragment(c, "web-1", lab.phase_fragment("enforced", lab.generate_key()))
         with pytest.raises(lab.LabError) as ei:
             lab.restart(c, "web-1", timeout=4)
@@ -95,7 +95,7 @@ def test_restart_split_node_reports_no_rejoin(tmp_path, lab_binary):
 def test_down_is_idempotent(tmp_path, lab_binary):
     custom = tmp_path / "my-agent"  # any binary name works (pid checks use the node's config dir)
     shutil.copy(lab_binary, custom)
-    c = lab.up(tmp_path / "l", servers=1, clients=0, groups=0, binary=custom, timeout=20)
+    c = lab.up(tmp_path / "l", servers=1, clients=0, groups=0, binary=custom)
     pid = lab.node_pid(c, "server-1")
     assert pid
     assert lab.down(c.workdir) == {"server-1": "stopped"}

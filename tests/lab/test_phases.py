@@ -35,11 +35,11 @@ def views(c):
 @pytest.mark.parametrize("peers,x,connected", CASES, ids=[f"{p}+{x}" for p, x, _ in CASES])
 def test_phase_pair(tmp_path, lab_binary, peers, x, connected):
     key = lab.generate_key()
-    with lab.running_lab(tmp_path, servers=2, clients=1, groups=1, binary=lab_binary, timeout=20,
+    with lab.running_lab(tmp_path, servers=2, clients=1, groups=1, binary=lab_binary,
                          initial_fragments={"servers": lab.phase_fragment(peers, key),
                                             "clients": lab.phase_fragment(peers, key)}) as c:
         lab.write_fragment(c, "web-1", lab.phase_fragment(x, key))
-        lab.restart(c, "web-1", timeout=20, wait_join=False)
+        lab.restart(c, "web-1", timeout=45, wait_join=False)
         if connected:
             lab.wait_converged(c, timeout=10)
             rows = {r.name: r for r in lab.status(c)}
@@ -67,10 +67,10 @@ def test_restart_into_plaintext_keeps_keyring(tmp_path, lab_binary):
     """Removing `encrypt` does not turn encryption off once a keyring file exists (Consul behaviour)."""
     key = lab.generate_key()
     frag = lab.phase_fragment("accept-encrypted", key)
-    with lab.running_lab(tmp_path, servers=1, clients=1, groups=1, binary=lab_binary, timeout=20,
+    with lab.running_lab(tmp_path, servers=1, clients=1, groups=1, binary=lab_binary,
                          initial_fragments={"servers": frag, "clients": frag}) as c:
         lab.write_fragment(c, "web-1", {"encrypt_verify_incoming": False, "encrypt_verify_outgoing": False})
-        lab.restart(c, "web-1", timeout=20)
+        lab.restart(c, "web-1", timeout=45)
         row = {r.name: r for r in lab.status(c)}["web-1"]
         assert row.encrypted is True
         lab.wait_converged(c, timeout=5)
@@ -79,14 +79,14 @@ def test_restart_into_plaintext_keeps_keyring(tmp_path, lab_binary):
 def test_disable_keyring_file(tmp_path, lab_binary):
     key = lab.generate_key()
     frag = dict(lab.phase_fragment("enforced", key), disable_keyring_file=True)
-    with lab.running_lab(tmp_path, servers=1, clients=1, groups=1, binary=lab_binary, timeout=20,
+    with lab.running_lab(tmp_path, servers=1, clients=1, groups=1, binary=lab_binary,
                          initial_fragments={"servers": frag, "clients": frag}) as c:
         import os
         assert not os.path.exists(c.node("web-1").keyring_path)
         assert all(r.encrypted for r in lab.status(c))
         # without `encrypt` and without a keyring file the node is plaintext again -> cut off
         lab.write_fragment(c, "web-1", {"disable_keyring_file": True})
-        lab.restart(c, "web-1", timeout=20, wait_join=False)
+        lab.restart(c, "web-1", timeout=45, wait_join=False)
         assert {r.name: r for r in lab.status(c)}["web-1"].encrypted is False
         with pytest.raises(lab.LabError):
             lab.wait_converged(c, timeout=4)

@@ -62,7 +62,7 @@ def e2e(tmp_path_factory):
     work = tmp_path_factory.mktemp("tf")
     key = GossipKey(TEST_KEY)
     accept = {"encrypt": key.reveal(), "encrypt_verify_incoming": False, "encrypt_verify_outgoing": False}
-    with lab.running_lab(work, servers=3, clients=2, groups=1, binary=binary, timeout=20,
+    with lab.running_lab(work, servers=3, clients=2, groups=1, binary=binary,
                          initial_fragments={"servers": accept}) as cluster:
         shutil.copy(EXAMPLE, work / "main.tf")
         tfvars = {
