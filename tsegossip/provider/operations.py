@@ -167,6 +167,18 @@ def _previous(state: Mapping, source: Phase) -> str:
     return f"deploy {prev} first" if prev else f"bring them to {source} first"
 
 
+def _not_ready(diags: Diagnostics, state: Mapping, who: str, labels: Mapping[str, str], source: Phase,
+               detail: str) -> None:
+    """Refuse before touching anything: these agents are not where this stack starts from."""
+    diags.add_error(
+        f"{who} are not ready for stack {state.get('stack')}",
+        f"{who} are in {_group_labels(labels)}; stack {state.get('stack')} expects {source}: "
+        f"{_previous(state, source)}. Nothing was changed.{detail}",
+        path=["from_phase"],
+    )
+    raise Refused
+
+
 # ------------------------------------------------------------------ node rollouts (client_config, self-managed servers)
 
 def _check_step(state: Mapping, diags: Diagnostics, source: Phase, target: Phase) -> None:
@@ -261,13 +273,7 @@ def _roll_nodes(state: State, world: World, diags: Diagnostics, batch_size: int)
               if labels[n] != str(source) and not (joining and labels[n] == "unreachable")}
     if unsafe:
         detail_nodes = "; ".join(f"{n}: {view.nodes[n].describe()}" for n in sorted(unsafe))
-        diags.add_error(
-            f"{state.get('role')} are not ready for stack {state.get('stack')}",
-            f"{state.get('role')} are in {_group_labels(labels)}; stack {state.get('stack')} expects "
-            f"{source}: {_previous(state, source)}. Nothing was changed. ({detail_nodes})",
-            path=["from_phase"],
-        )
-        raise Refused
+        _not_ready(diags, state, str(state.get("role")), labels, source, f" ({detail_nodes})")
 
     if source.has_key and target.has_key:
         assert key is not None
@@ -365,13 +371,7 @@ def _roll_tse(state: State, world: World, diags: Diagnostics) -> State:
         return {**state, "id": resource_id(state, "role"), "observed": labels}
     unsafe = {n: lab for n, lab in labels.items() if lab not in (str(source), str(target))}
     if unsafe:
-        diags.add_error(
-            f"servers are not ready for stack {state.get('stack')}",
-            f"servers are in {_group_labels(labels)}; stack {state.get('stack')} expects {source}: "
-            f"{_previous(state, source)}. Nothing was changed.",
-            path=["from_phase"],
-        )
-        raise Refused
+        _not_ready(diags, state, "servers", labels, source, "")
     if source.has_key and target.has_key:
         assert key is not None
         ok, seen = key_installed(world, state["http_addr"], key.fingerprint, dict(state.get("nodes") or {}), access)
