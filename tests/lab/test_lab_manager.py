@@ -159,7 +159,11 @@ def test_cli_up_status_down(tmp_path, lab_binary, capsys, monkeypatch):
         assert args.func(args) == 0
         err = capsys.readouterr().err
         assert "lab: started server-1" in err and "lab: started web-2" in err
-        key = [l for l in err.splitlines() if l.startswith("export TSEGOSSIP_KEY=")][0].split("=", 1)[1]
+        key_file = os.path.join(d, "gossip.key")
+        assert f"export TSEGOSSIP_KEY=$(cat {os.path.abspath(key_file)})" in err
+        key = open(key_file).read().strip()
+        assert key not in err  # the generated key is never printed
+        assert oct(os.stat(key_file).st_mode & 0o777) == "0o600"
         assert json.load(open(os.path.join(d, "server-1", "config", "50-gossip.json")))["encrypt"] == key
         spec = json.load(open(tmp_path / "spec.json"))
         assert spec["servers"]["phase"] == "accept-encrypted" and spec["client_groups"][0]["phase"] == "plaintext"

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from ..keys import GossipKey
 from . import cluster as lab
 
 DEFAULT_DIR = os.environ.get("TSEGOSSIP_LAB_DIR", ".tsegossip-lab")
@@ -121,9 +122,16 @@ def cmd_up(args) -> int:
     if args.servers_phase != "plaintext" or args.clients_phase != "plaintext":
         key = os.environ.get(args.key_env)
         if not key:
+            # The key goes to a 0600 file, never to the terminal or a log.
             key = lab.generate_key()
-            print(f"lab: ${args.key_env} is not set; generated a key. Use it for the rollout:\n"
-                  f"export {args.key_env}={key}", file=sys.stderr)
+            os.makedirs(args.dir, exist_ok=True)
+            key_file = os.path.abspath(os.path.join(args.dir, "gossip.key"))
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(key + "\n")
+            print(f"lab: ${args.key_env} is not set; generated a key (sha256:{GossipKey(key).fingerprint}) "
+                  f"into {key_file}. Use it for the rollout:\nexport {args.key_env}=$(cat {key_file})",
+                  file=sys.stderr)
         fragments["servers"] = lab.phase_fragment(args.servers_phase, key)
         fragments["clients"] = lab.phase_fragment(args.clients_phase, key)
     c = lab.up(args.dir, servers=args.servers, clients=args.clients, groups=args.groups,
