@@ -1,8 +1,8 @@
 """End-to-end fixtures: real lab agents on 127.0.0.1, real `cdktf deploy`, a membership probe.
 
 Every lab is started inside a fixture or a `with` block that downs it, so no agent outlives
-its test. Each rollout gets a unique name: cdktf's local backend keeps state in
-<repo>/terraform.<stack>.tfstate, so two rollouts of the same name would share state.
+its test. Each rollout gets a unique name, and deploy keeps Terraform state in the test's own
+work dir (TSEGOSSIP_STATE_DIR), so no two rollouts share state.
 """
 
 from __future__ import annotations
