@@ -27,3 +27,17 @@ def console_script() -> str:
     if not script.exists():
         pytest.fail(f"console script missing at {script}: run ./bootstrap")
     return str(script)
+
+
+# shared/facts/gossip-compat.md's measured table, as (peers' phase, X's phase, all alive?).
+# The model's test and the lab's test both check against it, so each is held to the facts.
+MEASURED_COMPAT = [
+    ("plaintext", "plaintext", True),
+    ("plaintext", "accept-encrypted", True),
+    ("plaintext", "send-encrypted", False),
+    ("plaintext", "enforced", False),
+    ("accept-encrypted", "send-encrypted", True),
+    ("accept-encrypted", "enforced", False),
+    ("send-encrypted", "enforced", True),
+    ("enforced", "enforced", True),
+]

@@ -3,18 +3,9 @@ import itertools
 import pytest
 
 from tsegossip.phases import Phase, compatible, why_incompatible
+from tests.support import MEASURED_COMPAT
 
-# The measured table from shared/facts/gossip-compat.md, as (peers, X, all alive?).
-MEASURED = [
-    ("plaintext", "plaintext", True),
-    ("plaintext", "accept-encrypted", True),
-    ("plaintext", "send-encrypted", False),
-    ("plaintext", "enforced", False),
-    ("accept-encrypted", "send-encrypted", True),
-    ("accept-encrypted", "enforced", False),
-    ("send-encrypted", "enforced", True),
-    ("enforced", "enforced", True),
-]
+MEASURED = MEASURED_COMPAT
 
 
 @pytest.mark.parametrize("a,b,ok", MEASURED)
