@@ -90,7 +90,7 @@ def _descendants(pid: int) -> list[int]:
 def _json_writer(plan, key, outdir: Path) -> None:
     """The same Terraform JSON, written with json.dumps: the floor of any writer of these files."""
     # cdktf-free modules only: importing tsegossip.constructs.bindings would start jsii
-    from tsegossip.constructs.encoding import ATTRIBUTES, encode_attributes
+    from tsegossip.constructs.encoding import ATTRIBUTES, MAPS_DIR, encode_attributes
     from tsegossip.constructs.props import (GossipClientConfigProps, GossipServerParamsProps, PhaseGateProps,
                                             expectations)
     from tsegossip.planner import SERVERS
@@ -105,9 +105,19 @@ def _json_writer(plan, key, outdir: Path) -> None:
                       token_env=r.consul.token_env, cacert_env=r.consul.cacert_env,
                       client_cert_env=r.consul.client_cert_env, client_key_env=r.consul.client_key_env)
         resources: dict[str, dict] = {t: {} for t in ATTRIBUTES}
+        d = outdir / "stacks" / step.stack
+        maps = d / MAPS_DIR
+        written: set[str] = set()
+
+        def spill(name: str, text: str) -> None:  # large maps: a file beside the stack, as the constructs do
+            if name not in written:
+                if not written:
+                    maps.mkdir(parents=True, exist_ok=True)
+                (maps / name).write_text(text)
+                written.add(name)
 
         def add(type_name, rid, props, depends_on):
-            attrs = encode_attributes(type_name, ATTRIBUTES[type_name], props.attributes())
+            attrs = encode_attributes(type_name, ATTRIBUTES[type_name], props.attributes(), spill)
             meta = {"//": {"metadata": {"path": f"{step.stack}/{rid}", "uniqueId": rid}}}
             if depends_on:
                 attrs["depends_on"] = depends_on
@@ -145,7 +155,6 @@ def _json_writer(plan, key, outdir: Path) -> None:
                           "required_providers": {A.PROVIDER_NAME: {"source": A.PROVIDER_SOURCE,
                                                                    "version": A.PROVIDER_VERSION}}},
         }
-        d = outdir / "stacks" / step.stack
         d.mkdir(parents=True, exist_ok=True)
         (d / "cdk.tf.json").write_text(json.dumps(doc, indent=2, sort_keys=True))
         manifest["stacks"][step.stack] = {"name": step.stack, "dependencies": [previous] if previous else []}
@@ -182,7 +191,7 @@ def child(variant: str, spec_path: str, outdir: str) -> dict:
                 previous = stack
         app.synth()
     t2 = time.perf_counter()
-    size = sum(p.stat().st_size for p in out.rglob("*.tf.json"))
+    size = sum(p.stat().st_size for p in out.rglob("*.json") if p.parent != out)  # stacks and their maps
     node_kb = sum(_hwm_kb(p) for p in _descendants(os.getpid()))
     return {"load_s": t1 - t0, "synth_s": t2 - t1, "py_hwm_kb": _hwm_kb(os.getpid()), "node_hwm_kb": node_kb,
             "tf_json_bytes": size, "stacks": len(plan.steps)}
@@ -215,6 +224,12 @@ def same_json(full: Path, plain: Path) -> None:
         a, b = (json.loads((d / "stacks" / name / "cdk.tf.json").read_text()) for d in (full, plain))
         if a != b:
             raise SystemExit(f"{name}: the json baseline's Terraform JSON differs from the constructs'")
+        files = [{p.relative_to(d / "stacks" / name).as_posix(): p.read_bytes()
+                  for p in (d / "stacks" / name).rglob("*") if p.is_file() and p.name != "cdk.tf.json"}
+                 for d in (full, plain)]
+        if files[0] != files[1]:
+            raise SystemExit(f"{name}: the json baseline wrote other files beside the stack than the constructs: "
+                             f"{sorted(files[0])[:5]} vs {sorted(files[1])[:5]}")
 
 
 def machine() -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tsegossip.constructs import jsondecode_expression
+from tsegossip.constructs.encoding import MAPS_DIR, encode_map
 from tsegossip.provider import attributes
 
 from .conftest import EXAMPLES, ROOT, decode_map, load_plan, stack_json
@@ -49,6 +50,14 @@ def test_jsondecode_maps_evaluate_in_terraform(tmp_path, synthesized):
     gate = doc["resource"]["tsegossip_phase_gate"]["gate-before"]
     values["expected"] = (gate["expected"], decode_map(gate["expected"]))
     values["addresses"] = (gate["addresses"], decode_map(gate["addresses"]))
+    # a large map, spilled to a file beside the stack, read back by file() relative to path.module
+    big = {f"node-{i:05d}": f"http://node-{i:05d}.internal:8500" for i in range(300)}
+    spilled: dict[str, str] = {}
+    values["spilled"] = (encode_map(big, spilled.__setitem__), big)
+    assert spilled, "300 entries are above the spill threshold"
+    for name, text in spilled.items():
+        (tmp_path / MAPS_DIR).mkdir(parents=True, exist_ok=True)
+        (tmp_path / MAPS_DIR / name).write_text(text)
     (tmp_path / "main.tf.json").write_text(json.dumps({"output": {k: {"value": e} for k, (e, _) in values.items()}}))
     rc = tmp_path / "empty.tfrc"
     rc.write_text("disable_checkpoint = true\n")
@@ -83,3 +92,29 @@ def test_terraform_validate_every_stack(example, synthesized, tmp_path):
         done = _run(["validate", "-json", "-no-color"], work, TERRAFORMRC, timeout=180)
         result = json.loads(done.stdout)
         assert result["valid"], f"{step.stack}: {json.dumps(result['diagnostics'], indent=1)}"
+
+
+def test_terraform_validate_a_large_fleet_stack(tmp_path):
+    """A stack whose maps live in files beside it is valid Terraform for the provider's schema."""
+    reason = _mirror_ready()
+    if reason:
+        pytest.skip(reason)
+    from tsegossip import planner
+
+    from .conftest import build_app
+    from .test_large_maps import fleet
+
+    plan = planner.plan(fleet(150))
+    app, _ = build_app(plan, outdir=str(tmp_path / "out"))
+    app.synth()
+    step = plan.steps[1]
+    work = tmp_path / step.stack
+    shutil.copytree(tmp_path / "out" / "stacks" / step.stack, work)
+    assert list((work / MAPS_DIR).glob("*.json"))
+    init = _run(["init", "-backend=false", "-input=false", "-no-color"], work, TERRAFORMRC, timeout=180)
+    assert init.returncode == 0, init.stdout + init.stderr
+    done = _run(["validate", "-json", "-no-color"], work, TERRAFORMRC, timeout=180)
+    assert json.loads(done.stdout)["valid"], done.stdout
+    (work / MAPS_DIR / next(iter(sorted(p.name for p in (work / MAPS_DIR).iterdir())))).unlink()
+    broken = _run(["validate", "-json", "-no-color"], work, TERRAFORMRC, timeout=180)
+    assert not json.loads(broken.stdout)["valid"], "a missing map file must make the stack invalid"

@@ -21,16 +21,19 @@ TerraformElement = cdk.TerraformElement
 TerraformProvider = cdk.TerraformProvider
 TerraformProviderGeneratorMetadata = cdk.TerraformProviderGeneratorMetadata
 LocalBackend = cdk.LocalBackend
+TerraformResourceConfig = cdk.TerraformResourceConfig
 Testing = cdk.Testing
 Token = cdk.Token
 IResolvable = cdk.IResolvable
 Construct = constructs.Construct
 IValidation = constructs.IValidation
 implements = jsii.implements
+create = jsii.create
+"""jsii's constructor call, which every generated binding ends in (see bindings.TsegossipResource)."""
 LIBRARY = cdk.__name__
 
 __all__ = [
     "App", "TerraformStack", "TerraformResource", "TerraformElement", "TerraformProvider",
-    "TerraformProviderGeneratorMetadata", "LocalBackend", "Testing", "Token", "IResolvable", "Construct",
+    "TerraformProviderGeneratorMetadata", "LocalBackend", "TerraformResourceConfig", "create", "Testing", "Token", "IResolvable", "Construct",
     "IValidation", "implements", "LIBRARY",
 ]

@@ -3,7 +3,8 @@ tsegossip/provider/attributes.py (the provider serves the same definitions).
 
 Nothing here restates an attribute: each binding class names its resource type and
 takes its attribute set from `attributes.RESOURCES`; values are checked and encoded by
-`encoding` (per-node maps become one `${jsondecode("...")}` string each).
+`encoding` (per-node maps become one `${jsondecode("...")}` string each, and a large
+map a file of its own beside the stack: see `_AttributeSink.put_map`).
 
 Synth cost: jsii makes every call between Python and cdktf's node process a pipe round
 trip. A resource that overrides `synthesizeAttributes` is called back twice per synth
@@ -25,15 +26,19 @@ The Terraform JSON, metadata included, is the same as with per-resource `synthes
 from __future__ import annotations
 
 import re
+import shutil
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..provider import attributes as schema
 from ..provider.attributes import Attribute, Kind
-from ._cdk import (IResolvable, TerraformElement, TerraformProvider, TerraformProviderGeneratorMetadata,
-                   TerraformResource, TerraformStack, Token, implements)
-from .encoding import ATTRIBUTES, BindingError, encode_attributes, jsondecode_expression  # noqa: F401 (re-exported)
+from pathlib import Path
+
+from ._cdk import (App, IResolvable, TerraformElement, TerraformProvider, TerraformProviderGeneratorMetadata,
+                   TerraformResource, TerraformResourceConfig, TerraformStack, Token, create, implements)
+from .encoding import (ATTRIBUTES, MAPS_ASSET_ID, MAPS_DIR, BindingError, encode_attributes,  # noqa: F401
+                       jsondecode_expression)
 
 _METADATA = dict(provider_name=schema.PROVIDER_NAME, provider_version_constraint=schema.PROVIDER_VERSION)
 
@@ -85,6 +90,8 @@ class _AttributeSink(TerraformElement):
 
     def __init__(self, stack: TerraformStack) -> None:
         super().__init__(stack, self.ID)
+        self._stack = stack
+        self._maps: dict[str, str] = {}
         self._resources: list[TsegossipResource] = []
         self._node_fragment: Any = None
         self._tokens = False
@@ -105,6 +112,26 @@ class _AttributeSink(TerraformElement):
     def changed(self) -> None:
         self._node_fragment = None
 
+    def put_map(self, name: str, text: str) -> None:
+        """Keep a large map until synth writes it beside the stack (encoding's `spill`)."""
+        self._maps[name] = text
+
+    def _write_maps(self) -> None:
+        """Write the stack's large maps to <working dir>/assets/tsegossip-maps/by-content/.
+
+        Called while cdktf synthesizes the stack (its working directory exists by then, and
+        cdktf writes there, never cleans it). Not a TerraformAsset on purpose: that one copies
+        a staged folder, and loading its module (which pulls in a zip library) alone costs
+        ~50 ms per synth here. The folder is replaced whole, so maps of an earlier synth do
+        not linger. Where: the manifest's working directory for the stack, cdktf's own answer.
+        """
+        manifest = App.of(self._stack).manifest
+        folder = Path(manifest.outdir) / manifest.for_stack(self._stack).working_directory / MAPS_DIR
+        shutil.rmtree(folder.parent.parent, ignore_errors=True)  # assets/tsegossip-maps
+        folder.mkdir(parents=True)
+        for name, text in self._maps.items():
+            (folder / name).write_text(text)
+
     def to_terraform(self) -> Any:
         return self._resolvable
 
@@ -120,6 +147,8 @@ class _AttributeSink(TerraformElement):
                     tree.setdefault(r.TYPE, {})[r._logical_id()] = {
                         k: _node_side(v) for k, v in r._tsegossip_attributes.items()}
             self._node_fragment = Token.as_any({"resource": tree}) if tree else {}
+            if self._maps:
+                self._write_maps()
         return self._node_fragment
 
 
@@ -139,6 +168,33 @@ class _Fragment:
 
     def to_string(self) -> str:
         return f"<tsegossip attributes of {self._sink.node.path}>"
+
+
+_CONFIGS: OrderedDict[tuple, TerraformResourceConfig] = OrderedDict()
+
+
+def _resource_config(type_name: str, depends_on: Sequence[Any] | None,
+                     provider: TerraformProvider | None) -> TerraformResourceConfig:
+    deps = tuple(depends_on) if depends_on else ()
+    # keyed by identity: a cached config holds its dependencies and provider, so their ids
+    # cannot be reused by other objects while it is cached
+    cache_key = (type_name, tuple(id(d) for d in deps), id(provider))
+    config = _CONFIGS.get(cache_key)
+    if config is None:
+        config = TerraformResourceConfig(terraform_resource_type=type_name,
+                                         terraform_generator_metadata=_generator_metadata(),
+                                         depends_on=list(deps) or None, provider=provider)
+        _CONFIGS[cache_key] = config
+        if len(_CONFIGS) > 64:
+            _CONFIGS.popitem(last=False)
+    return config
+
+
+def resources_in(stack: TerraformStack) -> list[TsegossipResource]:
+    """The tsegossip resources of `stack` (at any depth), in construction order, read on the
+    Python side: no jsii round trip per child, as walking `node.children` would make."""
+    sink = stack.__dict__.get("_tsegossip_sink")
+    return list(sink._resources) if sink is not None else []
 
 
 class TsegossipResource(TerraformResource):
@@ -161,19 +217,17 @@ class TsegossipResource(TerraformResource):
         depends_on: Sequence[Any] | None = None,
         provider: TerraformProvider | None = None,
     ) -> None:
-        encoded = encode_attributes(self.TYPE, self.ATTRIBUTES, values)
         stack = scope if isinstance(scope, TerraformStack) else TerraformStack.of(scope)
+        spilled: dict[str, str] = {}
+        encoded = encode_attributes(self.TYPE, self.ATTRIBUTES, values, spill=spilled.__setitem__)
         # the sink goes before the stack's first resource, so that a resource's own
         # add_override still wins (cdktf deep-merges element fragments in construct order)
         sink = _AttributeSink.of(stack)
-        super().__init__(
-            scope,
-            id,
-            terraform_resource_type=self.TYPE,
-            terraform_generator_metadata=_generator_metadata(),
-            depends_on=list(depends_on) if depends_on else None,
-            provider=provider,
-        )
+        # What TerraformResource.__init__ does, minus its per-call argument type checks
+        # (typing.get_type_hints on every call, ~0.45 ms a resource): our arguments are
+        # built here, and the config struct is shared by the resources that have the same
+        # dependencies and provider.
+        create(type(self), self, [scope, id, _resource_config(self.TYPE, depends_on, provider)])
         self._tsegossip_attributes = encoded
         self._tsegossip_moved = False
         self._tsegossip_tokens = any(
@@ -185,6 +239,8 @@ class TsegossipResource(TerraformResource):
                  and type(stack).get_logical_id is TerraformStack.get_logical_id)
         self._tsegossip_logical_id: str | None = id if plain else None
         self._tsegossip_sink = sink
+        for name, text in spilled.items():
+            sink.put_map(name, text)
         sink.add(self)
 
     # No `_synthesize_attributes` override on purpose: see the module docstring.

@@ -18,7 +18,7 @@ from ..phases import Phase, compatible, why_incompatible
 from ..planner import SERVERS, Plan, Step, StepKind
 from ..spec import Rollout, ServerType
 from ._cdk import Construct, IValidation, LocalBackend, TerraformStack, implements
-from .bindings import ClientConfigResource, PhaseGateResource, ServerParamsResource, TsegossipProvider
+from .bindings import ClientConfigResource, PhaseGateResource, ServerParamsResource, TsegossipProvider, resources_in
 from .props import (
     GossipClientConfigProps,
     GossipServerParamsProps,
@@ -174,7 +174,7 @@ class PhaseStack(TerraformStack):
         during: dict[str, tuple[Phase, ...]] = {role: (p,) for role, p in before.joined().items()}
         jump_ok = False
         out: list[str] = []
-        movers = [c for c in self.node.children if isinstance(c, (GossipServerParams, GossipClientConfig))]
+        movers = [c for c in resources_in(self) if isinstance(c, (GossipServerParams, GossipClientConfig))]
         for c in movers:
             p = c.props
             role = SERVERS if isinstance(c, GossipServerParams) else p.group
