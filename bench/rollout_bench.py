@@ -8,14 +8,20 @@ given batch size, deploy.deploy_steps over every step while a probe samples ever
 /v1/agent/members every 0.2 s and counts members seen `failed` (status 4).
 
 Floors, measured on the same machine before the runs:
-  t_restart  median wall time of `tsegossip lab restart --dir D web-1` (stop with leave, start,
-             wait until it sees itself and a peer alive) -- the restart_command the spec uses;
+  t_restart  restart-and-rejoin time of one agent: median over agents web-1..web-K of a lab of the
+             benchmark's size (3 servers + N clients) of `tsegossip lab restart --dir D web-i` (the
+             spec's restart_command: stop with a graceful leave, start, wait until the agent sees itself
+             and a peer alive) plus the time until the spec's server (http_addr) lists it alive again --
+             what the provider waits for before the next batch;
+  t_restart_cmd  the command alone on the same lab;
+  t_restart_small  the command alone on a lab of 3 servers + 2 clients (the floor's first definition:
+             serf's leave takes longer in a larger cluster, its broadcasts go out log(N) times, so a
+             small lab understates the rollout's lab);
   t_stack    median wall time of `cdktf deploy` of a stack with no resources (a throwaway app
              in a temp dir; synth + terraform init/plan/apply, no provider).
   floor          = steps * (server batches + client batches) * t_restart + steps * t_stack
                    (the brief's floor: a batch restarts its nodes in parallel)
-  serial floor   = steps * (servers + clients) * t_restart + steps * t_stack
-                   (what the provider can reach: it runs a batch's restart commands one after another)
+  floor_small    = the same with t_restart_small, for comparison with earlier results
 """
 
 from __future__ import annotations
@@ -53,19 +59,39 @@ def console() -> str:
     return str(Path(sys.executable).parent / "tsegossip")
 
 
-def measure_restart(workdir: Path, samples: int) -> list[float]:
-    c = lab.up(workdir, servers=3, clients=2, groups=1, timeout=30)
-    times = []
+def _restart_samples(c, nodes: list[str], until_rejoined: bool) -> tuple[list[float], list[float]]:
+    """(command seconds, command + rejoin seconds) per node, restarting one after another."""
+    server = c.servers[0]  # the spec's http_addr (lab.write_spec), which the provider's settle asks
+    cmd_times, rejoin_times = [], []
+    for node in nodes:
+        t0 = time.monotonic()
+        subprocess.run([console(), "lab", "restart", "--dir", c.workdir, node], check=True,
+                       capture_output=True, timeout=60)
+        t1 = time.monotonic()
+        if until_rejoined:
+            while (lab.cluster._members(server, timeout=1.0) or {}).get(node) != 1:
+                if time.monotonic() - t1 > 30:
+                    raise SystemExit(f"{node} not listed alive by {server.name} 30 s after its restart")
+                time.sleep(0.01)
+        cmd_times.append(t1 - t0)
+        rejoin_times.append(time.monotonic() - t0)
+        lab.wait_converged(c, timeout=20)
+    return cmd_times, rejoin_times
+
+
+def measure_restart(workdir: Path, samples: int, clients: int) -> dict[str, list[float]]:
+    small = lab.up(workdir / "small", servers=3, clients=2, groups=1, timeout=30)
     try:
-        for _ in range(samples):
-            t0 = time.monotonic()
-            subprocess.run([console(), "lab", "restart", "--dir", c.workdir, "web-1"], check=True,
-                           capture_output=True, timeout=60)
-            times.append(time.monotonic() - t0)
-            lab.wait_converged(c, timeout=10)
+        small_cmd, _ = _restart_samples(small, ["web-1"] * samples, until_rejoined=False)
     finally:
-        lab.down(c, quiet=True)
-    return times
+        lab.down(small, quiet=True)
+    full = lab.up(workdir / "full", servers=3, clients=clients, groups=1, timeout=60)
+    try:
+        nodes = [f"web-{1 + i % clients}" for i in range(samples)]
+        cmd, rejoin = _restart_samples(full, nodes, until_rejoined=True)
+    finally:
+        lab.down(full, quiet=True)
+    return {"small_cmd": small_cmd, "cmd": cmd, "rejoin": rejoin}
 
 
 EMPTY_APP = """
@@ -129,9 +155,13 @@ def main() -> int:
     servers = 3
     with tempfile.TemporaryDirectory(prefix="rollout-bench-") as tmp:
         tmp = Path(tmp)
-        restarts = measure_restart(tmp / "restart-lab", args.restart_samples)
-        t_restart = statistics.median(restarts)
-        print(f"t_restart median {t_restart:.2f}s of {[round(t, 2) for t in restarts]}", flush=True)
+        restarts = measure_restart(tmp / "restart-lab", args.restart_samples, args.clients)
+        t_restart = statistics.median(restarts["rejoin"])
+        t_restart_cmd = statistics.median(restarts["cmd"])
+        t_restart_small = statistics.median(restarts["small_cmd"])
+        print(f"t_restart (restart and rejoin, 3+{args.clients} lab) median {t_restart:.2f}s of "
+              f"{[round(t, 2) for t in restarts['rejoin']]}; command alone {t_restart_cmd:.2f}s; "
+              f"command alone on 3+2 lab {t_restart_small:.2f}s", flush=True)
         stacks = measure_empty_stack(args.stack_samples)
         t_stack = statistics.median(stacks)
         print(f"t_stack (empty cdktf deploy) median {t_stack:.2f}s of {[round(t, 2) for t in stacks]}", flush=True)
@@ -145,17 +175,18 @@ def main() -> int:
     steps = runs[0]["n_steps"]
     client_batches = -(-args.clients // args.batch)
     floor = steps * (servers + client_batches) * t_restart + steps * t_stack
-    serial_floor = steps * (servers + args.clients) * t_restart + steps * t_stack
+    floor_small = steps * (servers + client_batches) * t_restart_small + steps * t_stack
     wall = statistics.median(r["wall"] for r in runs)
     out = {
         "command": " ".join(["./bootstrap -- python bench/rollout_bench.py", *sys.argv[1:]]),
         "machine": {"nproc": os.cpu_count(), "cpu": cpu_model()},
         "servers": servers, "clients": args.clients, "batch": args.batch, "steps": steps,
-        "t_restart_median": t_restart, "t_restart_samples": restarts,
+        "t_restart_median": t_restart, "t_restart_cmd_median": t_restart_cmd,
+        "t_restart_small_median": t_restart_small, "t_restart_samples": restarts,
         "t_stack_median": t_stack, "t_stack_samples": stacks,
-        "floor": floor, "serial_floor": serial_floor,
+        "floor": floor, "floor_small": floor_small,
         "runs": runs, "wall_median": wall,
-        "ratio": wall / floor, "ratio_serial": wall / serial_floor,
+        "ratio": wall / floor, "ratio_small": wall / floor_small,
         "failed_seen_total": sum(r["failed_seen"] for r in runs),
     }
     print(json.dumps({k: v for k, v in out.items() if k != "runs"}, indent=2, default=str))

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import consul
 import requests
 
+from .agentshape import verify_flags  # noqa: F401 (re-exported)
 from .keys import fingerprint_of
 from .phases import Phase
 
@@ -130,15 +131,6 @@ class NodeView:
             return (f"unknown settings (encrypted={self.encrypted}, verify_incoming={self.verify_incoming}, "
                     f"verify_outgoing={self.verify_outgoing})")
         return str(self.phase)
-
-
-def verify_flags(agent_self: Mapping) -> tuple[bool | None, bool | None]:
-    """(incoming, outgoing): DebugConfig.StaticRuntimeConfig.* on Consul 1.12+, DebugConfig.* before."""
-    debug = agent_self.get("DebugConfig") or {}
-    static = debug.get("StaticRuntimeConfig") or {}
-    vin = static.get("EncryptVerifyIncoming", debug.get("EncryptVerifyIncoming"))
-    vout = static.get("EncryptVerifyOutgoing", debug.get("EncryptVerifyOutgoing"))
-    return vin, vout
 
 
 def node_settings(http_addr: str, name: str | None = None, access: Access | None = None,

@@ -31,7 +31,7 @@ from typing import Iterable, Iterator, Mapping
 
 from ..agentconfig import fragment
 from ..keys import GossipKey
-from ..observe import verify_flags
+from ..agentshape import verify_flags
 from ..phases import Phase
 
 LAB_FILE = "lab.json"
