@@ -49,10 +49,10 @@ def run_check(rollout: Rollout, key: GossipKey | None, state: State | None = Non
         roles[name] = SERVERS
         addrs[name] = rollout.servers.http_addr
     watched = {n: a for n, a in addrs.items() if expected[n] != NOT_JOINED}
-    view = observe.observe(rollout.servers.http_addr, watched, access, timeout)
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        rings = dict(zip(watched, pool.map(
-            lambda a: observe.keyring(a, access, timeout, local_only=True), watched.values())))
+    with ThreadPoolExecutor(max_workers=16) as pool:  # each node's own keys, while the cluster is observed
+        local = pool.map(lambda a: observe.keyring(a, access, timeout, local_only=True), watched.values())
+        view = observe.observe(rollout.servers.http_addr, watched, access, timeout)
+        rings = dict(zip(watched, local))
     return judge(view, expected, roles, key.fingerprint if key else None, rollout.key_env, rings)
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-from jsonschema import Draft202012Validator
+if TYPE_CHECKING:  # imported where used: the provider process needs it only when it writes a fragment
+    import jsonschema
+    from jsonschema import Draft202012Validator
 
 from .errors import Problem
 from .keys import scrub
@@ -26,6 +27,8 @@ def load(name: str) -> dict[str, Any]:
 @cache
 def validator(name: str) -> Draft202012Validator:
     schema = load(name)
+    from jsonschema import Draft202012Validator
+
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
