@@ -79,13 +79,13 @@ def _restart_samples(c, nodes: list[str], until_rejoined: bool) -> tuple[list[fl
     return cmd_times, rejoin_times
 
 
-def measure_restart(workdir: Path, samples: int, clients: int) -> dict[str, list[float]]:
-    small = lab.up(workdir / "small", servers=3, clients=2, groups=1, timeout=30)
+def measure_restart(workdir: Path, samples: int, clients: int, leave: bool = True) -> dict[str, list[float]]:
+    small = lab.up(workdir / "small", servers=3, clients=2, groups=1, timeout=30, leave_on_terminate=leave)
     try:
         small_cmd, _ = _restart_samples(small, ["web-1"] * samples, until_rejoined=False)
     finally:
         lab.down(small, quiet=True)
-    full = lab.up(workdir / "full", servers=3, clients=clients, groups=1, timeout=60)
+    full = lab.up(workdir / "full", servers=3, clients=clients, groups=1, timeout=60, leave_on_terminate=leave)
     try:
         nodes = [f"web-{1 + i % clients}" for i in range(samples)]
         cmd, rejoin = _restart_samples(full, nodes, until_rejoined=True)
@@ -119,8 +119,8 @@ def measure_empty_stack(samples: int) -> list[float]:
     return times
 
 
-def one_run(workdir: Path, clients: int, batch: int, key: GossipKey) -> dict:
-    c = lab.up(workdir / "lab", servers=3, clients=clients, groups=1, timeout=60)
+def one_run(workdir: Path, clients: int, batch: int, key: GossipKey, leave: bool = True) -> dict:
+    c = lab.up(workdir / "lab", servers=3, clients=clients, groups=1, timeout=60, leave_on_terminate=leave)
     name = f"bench-{os.getpid()}-{int(time.time()) % 100000}"
     try:
         spec_path = workdir / "spec.json"
@@ -148,6 +148,8 @@ def main() -> int:
     ap.add_argument("--restart-samples", type=int, default=7)
     ap.add_argument("--stack-samples", type=int, default=3)
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    ap.add_argument("--no-leave", dest="leave", action="store_false",
+                    help="agents with leave_on_terminate=false: restarts are stop and start, not leave and rejoin")
     args = ap.parse_args()
 
     os.environ.setdefault(helpers.KEY_ENV, GossipKey.generate().reveal())
@@ -155,7 +157,7 @@ def main() -> int:
     servers = 3
     with tempfile.TemporaryDirectory(prefix="rollout-bench-") as tmp:
         tmp = Path(tmp)
-        restarts = measure_restart(tmp / "restart-lab", args.restart_samples, args.clients)
+        restarts = measure_restart(tmp / "restart-lab", args.restart_samples, args.clients, args.leave)
         t_restart = statistics.median(restarts["rejoin"])
         t_restart_cmd = statistics.median(restarts["cmd"])
         t_restart_small = statistics.median(restarts["small_cmd"])
@@ -167,7 +169,7 @@ def main() -> int:
         print(f"t_stack (empty cdktf deploy) median {t_stack:.2f}s of {[round(t, 2) for t in stacks]}", flush=True)
         runs = []
         for i in range(args.runs):
-            r = one_run(tmp / f"run-{i}", args.clients, args.batch, key)
+            r = one_run(tmp / f"run-{i}", args.clients, args.batch, key, args.leave)
             runs.append(r)
             print(f"run {i + 1}: {r['wall']:.1f}s steps {r['steps']} failed_seen {r['failed_seen']} "
                   f"probe rounds {r['probe_rounds']} samples {r['probe_samples']} final {r['final_phases']}",
@@ -181,6 +183,7 @@ def main() -> int:
         "command": " ".join(["./bootstrap -- python bench/rollout_bench.py", *sys.argv[1:]]),
         "machine": {"nproc": os.cpu_count(), "cpu": cpu_model()},
         "servers": servers, "clients": args.clients, "batch": args.batch, "steps": steps,
+        "leave_on_terminate": args.leave,
         "t_restart_median": t_restart, "t_restart_cmd_median": t_restart_cmd,
         "t_restart_small_median": t_restart_small, "t_restart_samples": restarts,
         "t_stack_median": t_stack, "t_stack_samples": stacks,

@@ -71,6 +71,44 @@ def test_restart_stop_start(tmp_path, lab_binary, capsys):
             lab.start(c, "web-1")
 
 
+def test_restart_without_leave_is_never_seen_as_left_or_failed(tmp_path, lab_binary):
+    """leave_on_terminate=false (Consul's server default): a restart is a stop and start that the
+    peers ride through; the servers keep listing the agent alive, and it comes back as a new process."""
+    import threading
+    import time
+
+    from tsegossip.lab import cluster as lc
+
+    with lab.running_lab(tmp_path, servers=3, clients=2, groups=1, binary=lab_binary,
+                         leave_on_terminate=False) as c:
+        for n in c.nodes:
+            assert json.load(open(os.path.join(n.config_dir, "00-base.json")))["leave_on_terminate"] is False
+        seen: set = set()
+        done = threading.Event()
+
+        def watch():
+            while not done.is_set():
+                for s in c.servers:
+                    status = (lc._members(s, timeout=0.5) or {}).get("web-1")
+                    if status is not None:
+                        seen.add(status)
+                time.sleep(0.02)
+
+        t = threading.Thread(target=watch)
+        t.start()
+        old = lab.node_pid(c, "web-1")
+        try:
+            took = lab.restart(c.workdir, "web-1", timeout=45)
+            time.sleep(0.5)
+        finally:
+            done.set()
+            t.join()
+        assert lab.node_pid(c, "web-1") not in (None, old)
+        assert seen == {1}, f"the servers listed web-1 as {sorted(seen)}; only alive (1) was expected"
+        assert took < 2, "without a leave there is no leave broadcast or propagation delay to wait for"
+        assert "Gracefully shutting down" not in open(c.node("web-1").log_path).read()
+
+
 def test_bad_key_fails_start_with_log(tmp_path, lab_binary):
     with lab.running_lab(tmp_path, servers=1, clients=1, groups=1, binary=lab_binary) as c:
         lab.write_fragment(c, "web-1", {"encrypt": "not-a-key!"})

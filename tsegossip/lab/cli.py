@@ -85,6 +85,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     # on memberlist's LAN profile (seen: one node unseen for 30 s among 9 starting at once).
     up.add_argument("--timeout", type=float, default=75.0,
                     help="seconds to wait for the cluster to form (default 75: two push/pull rounds)")
+    up.add_argument("--no-leave-on-terminate", dest="leave_on_terminate", action="store_false",
+                    help="write leave_on_terminate=false into every agent's config (Consul's default for "
+                         "servers): a restart is then a stop and start, not a graceful leave and rejoin")
     up.add_argument("--fresh", action="store_true",
                     help="delete the node directories of a previous lab in --dir first (configs, data, "
                          "keyrings, logs); by default they are reused")
@@ -136,7 +139,7 @@ def cmd_up(args) -> int:
         fragments["clients"] = lab.phase_fragment(args.clients_phase, key)
     c = lab.up(args.dir, servers=args.servers, clients=args.clients, groups=args.groups,
                base_port=args.base_port, binary=args.binary, initial_fragments=fragments or None,
-               timeout=args.timeout, fresh=args.fresh)
+               timeout=args.timeout, fresh=args.fresh, leave_on_terminate=args.leave_on_terminate)
     print(f"lab: {len(c.nodes)} agents up in {c.workdir} (servers: {len(c.servers)}, "
           f"groups: {', '.join(c.groups) or '-'}); first server HTTP API {c.servers[0].http_addr}",
           file=sys.stderr)

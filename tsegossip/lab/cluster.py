@@ -419,8 +419,14 @@ def _signal_and_wait(pids: Mapping[str, int], grace: float) -> dict[str, str]:
 def up(workdir: str | os.PathLike, servers: int = 3, clients: int = 6, groups: int = 2,
        base_port: int | None = None, binary: str | os.PathLike | None = None,
        initial_fragments: Mapping[str, Mapping] | None = None, timeout: float = 75.0,
-       api_shape: str = "1.15", wait: bool = True, fresh: bool = False) -> LabCluster:
+       api_shape: str = "1.15", wait: bool = True, fresh: bool = False,
+       leave_on_terminate: bool = True) -> LabCluster:
     """Create (or re-create) and start a lab cluster; wait until everyone sees everyone alive.
+
+    leave_on_terminate is Consul's setting, written into every agent's base config: True (the
+    lab's default, Consul's for clients) makes a restart a graceful leave and a rejoin; False
+    (Consul's default for servers) makes it a stop and start that the peers never see as a
+    leave: memberlist only suspects the agent while it is down and it refutes on rejoin.
 
     initial_fragments maps a node name (or a group name, or "servers"/"clients") to the
     content of its 50-gossip.json, written before start (node name wins over group over
@@ -480,7 +486,7 @@ def up(workdir: str | os.PathLike, servers: int = 3, clients: int = 6, groups: i
             # A server joining itself would count as a successful join and stop
             # retry_join, so servers only list the other servers.
             "retry_join": [a for a in server_addrs if a != n.serf_addr],
-            "leave_on_terminate": True,
+            "leave_on_terminate": bool(leave_on_terminate),
         }
         _write_json(os.path.join(n.config_dir, BASE_FRAGMENT), base)
         frag = None
@@ -583,6 +589,19 @@ def stop(workdir: str | os.PathLike | LabCluster, node: str, grace: float = 10.0
     return _signal_and_wait({node: pid}, grace)[node]
 
 
+def _leaves_on_terminate(n: LabNode) -> bool:
+    """The agent's leave_on_terminate as its config dir sets it (Consul's default for a client: true)."""
+    value = True
+    for path in sorted(Path(n.config_dir).glob("*.json")):  # Consul merges them in name order
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("leave_on_terminate"), bool):
+            value = doc["leave_on_terminate"]
+    return value
+
+
 def _wait_left(cluster: LabCluster, n: LabNode, deadline: float) -> None:
     """Wait until the servers no longer list `n` as alive (bounded; best effort).
 
@@ -611,7 +630,8 @@ def restart(workdir: str | os.PathLike | LabCluster, node: str, timeout: float =
     n = cluster.node(node)
     t0 = time.monotonic()
     how = stop(cluster, node, grace=min(10.0, timeout / 2))
-    _wait_left(cluster, n, deadline=time.monotonic() + 5.0)
+    if _leaves_on_terminate(n):  # an agent that does not leave stays listed alive: nothing to wait for
+        _wait_left(cluster, n, deadline=time.monotonic() + 5.0)
     pid = _spawn(cluster, n)
     deadline = t0 + timeout
     _wait_http(n, pid, deadline)
