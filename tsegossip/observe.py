@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Mapping
@@ -180,8 +181,6 @@ def node_settings_many(nodes: Mapping[str, str], access: Access | None = None, t
     items = sorted(nodes.items())
     if len(items) <= 1:
         return {name: node_settings(addr, name, access, timeout) for name, addr in items}
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
         views = list(pool.map(lambda item: node_settings(item[1], item[0], access, timeout), items))
     return {name: view for (name, _), view in zip(items, views)}
@@ -331,8 +330,6 @@ def observe(http_addr: str, nodes: Mapping[str, str], access: Access | None = No
     The three reads go out together: the keyring listing is a serf query that waits for the
     whole pool to answer (~0.3-0.5 s on a 33-agent lab), the rest is one request per agent.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=2) as pool:
         ring_f = pool.submit(keyring, http_addr, access, timeout) if with_keyring else None
         mem_f = pool.submit(members, http_addr, access, timeout)

@@ -34,6 +34,6 @@ LIBRARY = cdk.__name__
 
 __all__ = [
     "App", "TerraformStack", "TerraformResource", "TerraformElement", "TerraformProvider",
-    "TerraformProviderGeneratorMetadata", "LocalBackend", "TerraformResourceConfig", "create", "Testing", "Token", "IResolvable", "Construct",
-    "IValidation", "implements", "LIBRARY",
+    "TerraformProviderGeneratorMetadata", "LocalBackend", "TerraformResourceConfig", "create", "Testing", "Token",
+    "IResolvable", "Construct", "IValidation", "implements", "LIBRARY",
 ]

@@ -29,16 +29,14 @@ import re
 import shutil
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ..provider import attributes as schema
 from ..provider.attributes import Attribute, Kind
-from pathlib import Path
-
 from ._cdk import (App, IResolvable, TerraformElement, TerraformProvider, TerraformProviderGeneratorMetadata,
                    TerraformResource, TerraformResourceConfig, TerraformStack, Token, create, implements)
-from .encoding import (ATTRIBUTES, MAPS_ASSET_ID, MAPS_DIR, BindingError, encode_attributes,  # noqa: F401
-                       jsondecode_expression)
+from .encoding import ATTRIBUTES, MAPS_DIR, BindingError, encode_attributes, jsondecode_expression  # noqa: F401
 
 _METADATA = dict(provider_name=schema.PROVIDER_NAME, provider_version_constraint=schema.PROVIDER_VERSION)
 

@@ -65,9 +65,13 @@ def map_json(value: Mapping[str, str]) -> str:
     return json.dumps(dict(value), separators=(",", ":"), ensure_ascii=True)
 
 
+def _inline(text: str) -> str:
+    return '${jsondecode("' + hcl_string_literal(text) + '")}'
+
+
 def jsondecode_expression(value: Mapping[str, str]) -> str:
     """A map as one Terraform expression string that evaluates back to the map."""
-    return '${jsondecode("' + hcl_string_literal(map_json(value)) + '")}'
+    return _inline(map_json(value))
 
 
 def map_file_name(text: str) -> str:
@@ -83,7 +87,7 @@ def file_expression(file_name: str) -> str:
 def encode_map(value: Mapping[str, str], spill: Spill | None = None) -> str:
     text = map_json(value)
     if spill is None or len(text) < SPILL_MIN_CHARS:
-        return '${jsondecode("' + hcl_string_literal(text) + '")}'
+        return _inline(text)
     name = map_file_name(text)
     spill(name, text)
     return file_expression(name)
