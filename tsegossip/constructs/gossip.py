@@ -32,15 +32,19 @@ from .props import (
 
 # ---- constructs ----------------------------------------------------------------------------
 
+def _checked(owner: str, id: str, props: Any, allowed: type) -> Any:
+    if not isinstance(props, allowed):
+        raise PropsError(f"{owner} {id}: props is a {type(props).__name__}; allowed: {allowed.__name__}")
+    return props
+
+
 class GossipServerParams(ServerParamsResource):
     """The servers' gossip parameters for one step (TSE console or self-managed fragments)."""
 
     def __init__(self, scope: Construct, id: str, props: GossipServerParamsProps, *,
                  depends_on: Sequence[Any] | None = None) -> None:
-        if not isinstance(props, GossipServerParamsProps):
-            raise PropsError(f"GossipServerParams {id}: props is a {type(props).__name__}; allowed: GossipServerParamsProps")
+        self.props = _checked("GossipServerParams", id, props, GossipServerParamsProps)
         super().__init__(scope, id, props.attributes(), depends_on=depends_on)
-        self.props = props
 
 
 class GossipClientConfig(ClientConfigResource):
@@ -48,10 +52,8 @@ class GossipClientConfig(ClientConfigResource):
 
     def __init__(self, scope: Construct, id: str, props: GossipClientConfigProps, *,
                  depends_on: Sequence[Any] | None = None) -> None:
-        if not isinstance(props, GossipClientConfigProps):
-            raise PropsError(f"GossipClientConfig {id}: props is a {type(props).__name__}; allowed: GossipClientConfigProps")
+        self.props = _checked("GossipClientConfig", id, props, GossipClientConfigProps)
         super().__init__(scope, id, props.attributes(), depends_on=depends_on)
-        self.props = props
 
 
 class PhaseGate(PhaseGateResource):
@@ -59,10 +61,8 @@ class PhaseGate(PhaseGateResource):
 
     def __init__(self, scope: Construct, id: str, props: PhaseGateProps, *,
                  depends_on: Sequence[Any] | None = None) -> None:
-        if not isinstance(props, PhaseGateProps):
-            raise PropsError(f"PhaseGate {id}: props is a {type(props).__name__}; allowed: PhaseGateProps")
+        self.props = _checked("PhaseGate", id, props, PhaseGateProps)
         super().__init__(scope, id, props.attributes(), depends_on=depends_on)
-        self.props = props
 
 
 @dataclass(frozen=True, kw_only=True)
