@@ -94,7 +94,7 @@ def _json_writer(plan, key, outdir: Path) -> None:
     from tsegossip.constructs.props import (GossipClientConfigProps, GossipServerParamsProps, PhaseGateProps,
                                             expectations)
     from tsegossip.planner import SERVERS
-    from tsegossip.provider import attributes as A
+    from tsegossip import resource_schema as A
 
     r = plan.rollout
     manifest = {"stacks": {}, "version": "0.21.0"}

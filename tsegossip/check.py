@@ -9,8 +9,9 @@ from dataclasses import asdict
 from . import observe
 from .keys import GossipKey
 from .planner import SERVERS, State, initial_state
+from .expectations import listed_nodes, must_be_member
 from .spec import Rollout, ServerType
-from .verdict import NOT_JOINED, ClusterVerdict, judge
+from .verdict import ClusterVerdict, judge
 
 
 def access_of(rollout: Rollout) -> observe.Access:
@@ -20,20 +21,9 @@ def access_of(rollout: Rollout) -> observe.Access:
 
 def expectations(rollout: Rollout, state: State) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
     """(node → expected phase, node → role, node → http_addr) for a planned state."""
-    expected: dict[str, str] = {}
-    roles: dict[str, str] = {}
-    addrs: dict[str, str] = {}
-    for n in rollout.servers.nodes:
-        expected[n.name] = state.servers.value
-        roles[n.name] = SERVERS
-        addrs[n.name] = n.http_addr
-    for g in rollout.client_groups:
-        phase = state.phase_of(g.name)
-        for n in g.nodes:
-            expected[n.name] = phase.value if phase else NOT_JOINED
-            roles[n.name] = g.name
-            addrs[n.name] = n.http_addr
-    return expected, roles, addrs
+    nodes = listed_nodes(rollout, state)
+    return ({n: e.phase for n, e in nodes.items()}, {n: e.role for n, e in nodes.items()},
+            {n: e.http_addr for n, e in nodes.items()})
 
 
 def run_check(rollout: Rollout, key: GossipKey | None, state: State | None = None,
@@ -48,7 +38,7 @@ def run_check(rollout: Rollout, key: GossipKey | None, state: State | None = Non
         expected[name] = state.servers.value
         roles[name] = SERVERS
         addrs[name] = rollout.servers.http_addr
-    watched = {n: a for n, a in addrs.items() if expected[n] != NOT_JOINED}
+    watched = {n: a for n, a in addrs.items() if must_be_member(expected[n])}
     with ThreadPoolExecutor(max_workers=16) as pool:  # each node's own keys, while the cluster is observed
         local = pool.map(lambda a: observe.keyring(a, access, timeout, local_only=True), watched.values())
         view = observe.observe(rollout.servers.http_addr, watched, access, timeout)

@@ -9,17 +9,12 @@ import sys
 from typing import Callable
 
 from . import __version__, check_cli, deploy_cli
-from .errors import PlanError, SpecError
+from .errors import UserError, render_lines
 from .keys import GossipKey, InvalidKey
 from .lab import cli as lab_cli
-from .lab.cluster import LabError
 
 EXIT_INVALID = 1
 EXIT_USAGE = 2
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one line per problem, exit 1."""
 
 
 def _load_plan(path: str):
@@ -138,13 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except SpecError as err:
-        print(err.render(), file=sys.stderr)
-        return EXIT_INVALID
-    except (PlanError, InvalidKey, UserError, LabError) as err:
-        prefix = f"{getattr(args, 'spec', '')}: " if getattr(args, "spec", None) and not str(err).startswith(args.spec) else ""
-        for line in str(err).splitlines():
-            print(f"error: {prefix}{line}", file=sys.stderr)
+    except UserError as err:
+        for line in render_lines(err, getattr(args, "spec", None) or ""):
+            print(line, file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

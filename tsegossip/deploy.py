@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from . import check
+from .errors import UserError
 from .keys import GossipKey
 from .planner import Plan, Step
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class DeployError(RuntimeError):
+class DeployError(UserError, RuntimeError):
     """A stack failed to deploy or the cluster did not end where the step said."""
 
 
@@ -50,6 +51,10 @@ def deploy_env(spec_path: str | Path, progress_log: Path, base: dict[str, str] |
     # State beside the progress log, per work dir: two rollouts with one name never share it.
     env.setdefault("TSEGOSSIP_STATE_DIR", str(progress_log.parent / "state"))
     env.setdefault("CHECKPOINT_DISABLE", "1")
+    # Never a plugin cache shared between checkouts: cdktf-cli would set ~/.terraform.d/plugin-cache,
+    # where Terraform keeps a symlink to the first checkout's provider (see .tsegossip.env).
+    env["CDKTF_DISABLE_PLUGIN_CACHE_ENV"] = "1"
+    env.pop("TF_PLUGIN_CACHE_DIR", None)
     env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     return env
 

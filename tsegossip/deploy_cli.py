@@ -36,7 +36,7 @@ def register(sub) -> None:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     from . import deploy, planner, spec
-    from .cli import UserError
+    from .errors import UserError
 
     rollout = spec.load(args.spec)
     key = GossipKey.from_env(rollout.key_env)
@@ -54,7 +54,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from . import check, deploy, planner, report, spec
-    from .cli import UserError
+    from .errors import UserError
     from .lab import cluster as lab
 
     workdir = Path(args.dir).resolve()

@@ -1,4 +1,8 @@
-"""Errors that reach the user as messages, never as tracebacks."""
+"""Errors that reach the user as messages, never as tracebacks.
+
+Every error a user can fix derives from `UserError`; the CLI prints any of them with `render_lines`
+and exits 1. Anything else that escapes is our bug ("internal error", exit 3).
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,29 @@ class Problem:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
-class SpecError(Exception):
+class UserError(Exception):
+    """A problem the user can fix; printed one line per problem, exit 1."""
+
+    #: False when the message already names its source on every line (a SpecError does).
+    prefixed = True
+
+    def lines(self) -> list[str]:
+        return str(self).splitlines() or [self.__class__.__name__]
+
+
+def render_lines(err: UserError, source: str = "") -> list[str]:
+    """The lines the CLI prints for `err`: `error: <source>: <line>`, unless the error names its source."""
+    if not err.prefixed:
+        return err.lines()
+    text = str(err)
+    prefix = f"{source}: " if source and not text.startswith(source) else ""
+    return [f"error: {prefix}{line}" for line in err.lines()]
+
+
+class SpecError(UserError):
     """The rollout spec is invalid; carries every problem found."""
+
+    prefixed = False
 
     def __init__(self, problems: list[Problem], source: str = "") -> None:
         self.problems = list(problems)
@@ -28,6 +53,9 @@ class SpecError(Exception):
         where = f"{self.source}: " if self.source else ""
         return "\n".join(f"{where}{p}" for p in self.problems)
 
+    def lines(self) -> list[str]:
+        return self.render().splitlines()
 
-class PlanError(Exception):
+
+class PlanError(UserError):
     """No safe plan exists for the spec as given; the message says why and what to do."""

@@ -14,10 +14,12 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
+from .errors import UserError
+
 VALID_SIZES = (16, 24, 32)
 
 
-class InvalidKey(ValueError):
+class InvalidKey(UserError, ValueError):
     """A key that memberlist would refuse; the message says why (never the key)."""
 
 

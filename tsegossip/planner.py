@@ -11,10 +11,9 @@ import itertools
 from dataclasses import dataclass, replace
 
 from .errors import PlanError
+from .expectations import SERVERS, label
 from .phases import Phase, compatible, why_incompatible
 from .spec import ClientGroup, Rollout, ServerType, Strategy
-
-SERVERS = "servers"
 
 
 class StepKind(enum.Enum):
@@ -53,7 +52,7 @@ class State:
     def as_dict(self) -> dict:
         return {
             "servers": self.servers.value,
-            "clients": {n: (p.value if p else "not-joined") for n, p in self.clients},
+            "clients": {n: label(p) for n, p in self.clients},
         }
 
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from .agentconfig import fragment, tse_parameters
+from .expectations import label
 from .keys import GossipKey
 from .phases import Phase
 from .planner import SERVERS, Plan, Step
@@ -25,7 +26,7 @@ def step_dict(step: Step) -> dict[str, Any]:
         "servers": after["servers"],
         "clients": after["clients"],
         "moves": [
-            {"role": m.role, "from": m.before.value if m.before else "not-joined", "to": m.after.value, "nodes": m.nodes}
+            {"role": m.role, "from": label(m.before), "to": m.after.value, "nodes": m.nodes}
             for m in step.moves
         ],
         "coexisting": [p.value for p in step.proof.coexisting],

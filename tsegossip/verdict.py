@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from . import observe
+from .expectations import NOT_JOINED, holds_key, must_be_member  # noqa: F401 (NOT_JOINED: re-exported)
 from .phases import Phase
-
-NOT_JOINED = "not-joined"
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def judge(
         node = view.nodes.get(name)
         observed = node.label if node else "unknown"
         problems: list[str] = []
-        if want == NOT_JOINED:
+        if not must_be_member(want):
             if member == "alive":
                 problems.append("is an alive member although the spec says it has not joined")
         else:
@@ -93,7 +92,7 @@ def judge(
         ring = (local_keys or {}).get(name)
         if ring is not None and ring.ok:
             keys = tuple(sorted(ring.fingerprints))
-            if fingerprint and want not in (Phase.PLAINTEXT.value, NOT_JOINED) and fingerprint not in keys:
+            if fingerprint and holds_key(want) and fingerprint not in keys:
                 problems.append(stale_keyring_fix(name, key_env))
         elif ring is not None and ring.empty:
             keys = ()

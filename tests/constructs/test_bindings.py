@@ -12,7 +12,7 @@ import pytest
 from tsegossip.constructs import BINDINGS, BindingError, TsegossipProvider, jsondecode_expression
 from tsegossip.constructs import _cdk
 from tsegossip.constructs.bindings import ClientConfigResource, encode_attributes
-from tsegossip.provider import attributes
+from tsegossip import resource_schema as attributes
 
 from .conftest import decode_map
 

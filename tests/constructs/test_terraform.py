@@ -13,7 +13,7 @@ import pytest
 
 from tsegossip.constructs import jsondecode_expression
 from tsegossip.constructs.encoding import MAPS_DIR, encode_map
-from tsegossip.provider import attributes
+from tsegossip import resource_schema as attributes
 
 from .conftest import EXAMPLES, ROOT, decode_map, load_plan, stack_json
 

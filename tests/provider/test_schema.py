@@ -6,7 +6,7 @@ import pytest
 from tf.gen import tfplugin_pb2 as pb
 from tf.provider import ProviderServicer
 
-from tsegossip.provider.attributes import RESOURCES, Kind
+from tsegossip.resource_schema import RESOURCES, Kind
 from tsegossip.provider.provider import TsegossipProvider
 from tsegossip.provider.resources import ALL
 

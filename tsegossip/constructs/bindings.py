@@ -32,8 +32,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..provider import attributes as schema
-from ..provider.attributes import Attribute, Kind
+from .. import resource_schema as schema
+from ..resource_schema import Attribute, Kind
 from ._cdk import (App, IResolvable, TerraformElement, TerraformProvider, TerraformProviderGeneratorMetadata,
                    TerraformResource, TerraformResourceConfig, TerraformStack, Token, create, implements)
 from .encoding import ATTRIBUTES, MAPS_DIR, BindingError, encode_attributes, jsondecode_expression  # noqa: F401

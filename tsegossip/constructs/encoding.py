@@ -21,8 +21,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..provider import attributes as schema
-from ..provider.attributes import Attribute, Kind
+from .. import resource_schema as schema
+from ..resource_schema import Attribute, Kind
 
 ATTRIBUTES: dict[str, dict[str, Attribute]] = {
     type_name: {a.name: a for a in attrs} for type_name, attrs in schema.RESOURCES.items()

@@ -10,12 +10,12 @@ that fails synth.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..keys import GossipKey
-from ..phases import Phase, compatible, why_incompatible
-from ..planner import SERVERS, Plan, Step, StepKind
+from ..phases import why_incompatible
+from ..planner import SERVERS, Move, Plan, Step, StepKind, prove
 from ..spec import Rollout, ServerType
 from ._cdk import Construct, IValidation, LocalBackend, TerraformStack, implements
 from .bindings import ClientConfigResource, PhaseGateResource, ServerParamsResource, TsegossipProvider, resources_in
@@ -169,33 +169,35 @@ class PhaseStack(TerraformStack):
         self.node.add_validation(_NoSplitRule(self))
 
     def problems(self) -> list[str]:
-        """Every pair of roles that could not gossip while this stack deploys (the node validation)."""
+        """Every pair of roles that could not gossip while this stack deploys (the node validation).
+
+        The stack's resources, not the plan, say what moves: a resource added by hand is checked too.
+        The pairwise check itself is the planner's `prove`, so plan and synth cannot disagree.
+        """
         before = self.props.step.before
-        during: dict[str, tuple[Phase, ...]] = {role: (p,) for role, p in before.joined().items()}
-        jump_ok = False
         out: list[str] = []
+        moves: list[Move] = []
+        jump_ok = False
         movers = [c for c in resources_in(self) if isinstance(c, (GossipServerParams, GossipClientConfig))]
         for c in movers:
             p = c.props
             role = SERVERS if isinstance(c, GossipServerParams) else p.group
-            known = before.phase_of(role) if role in before.roles() else None
             if isinstance(c, GossipClientConfig) and p.joining:
-                during[role] = (p.phase,)
+                moves.append(Move(role, None, p.phase, 0))
                 continue
+            known = before.phase_of(role) if role in before.roles() else None
             if known is not None and known is not p.from_phase:
                 out.append(f"{c.node.id}: moves {role} from {p.from_phase}, but before this step {role} are {known}")
-            during[role] = (p.from_phase, p.phase) if p.from_phase is not p.phase else (p.phase,)
+            moves.append(Move(role, p.from_phase, p.phase, 0))
             if isinstance(c, GossipServerParams) and p.allow_jump:
                 jump_ok = True
         jump_ok = jump_ok and len(movers) == 1
-        roles = list(during)
-        for i, a in enumerate(roles):
-            for b in roles[i:]:
-                pairs = [(during[a][0], during[a][-1])] if a == b else [(x, y) for x in during[a] for y in during[b]]
-                for x, y in pairs:
-                    if compatible(x, y) or (a == b == SERVERS and jump_ok):
-                        continue
-                    out.append(f"stack {self.node.id} puts {a}@{x} beside {b}@{y}, which cannot gossip: "
-                               f"{why_incompatible(x, y)}; allowed: equal or adjacent phases "
-                               "(only the direct strategy's servers-only step may split the servers transiently)")
+        unknown = tuple((m.role, None) for m in moves if m.role not in before.roles())
+        proof = prove(replace(before, clients=before.clients + unknown), tuple(moves))
+        for c in proof.splits:
+            if c.role_a == c.role_b == SERVERS and jump_ok:
+                continue
+            out.append(f"stack {self.node.id} puts {c.role_a}@{c.phase_a} beside {c.role_b}@{c.phase_b}, which cannot "
+                       f"gossip: {why_incompatible(c.phase_a, c.phase_b)}; allowed: equal or adjacent phases "
+                       "(only the direct strategy's servers-only step may split the servers transiently)")
         return out

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ..expectations import NOT_JOINED, allowed_labels, listed_nodes
 from ..keys import GossipKey
 from ..phases import Phase
 from ..planner import SERVERS, Step
 from ..spec import Rollout, ServerType
 
-NOT_JOINED = "not-joined"
 GATE_WHEN = ("before", "after")
 SERVER_TYPES = tuple(t.value for t in ServerType)
 _FINGERPRINT = re.compile(r"^[0-9a-f]{12}$")
@@ -287,7 +287,7 @@ class PhaseGateProps(_Common):
             raise _fail(owner, "expected", f"{type(self.expected).__name__} given; allowed: a mapping of node name → phase")
         if not self.expected:
             raise _fail(owner, "expected", "no nodes given (empty expected); at least one node name → phase is required")
-        allowed = (*Phase.names(), NOT_JOINED)
+        allowed = allowed_labels()
         expected: dict[str, str] = {}
         for node, phase in self.expected.items():
             if not isinstance(node, str) or not node:
@@ -332,21 +332,6 @@ def expectations(r: Rollout, step: Step) -> tuple[dict[str, str], dict[str, str]
     TSE servers are not listed (TSE does not expose its nodes); their phase is checked
     through the server params resource instead.
     """
-    before: dict[str, str] = {}
-    after: dict[str, str] = {}
-    addresses: dict[str, str] = {}
-
-    def add(nodes, role: str) -> None:
-        pb, pa = step.before.phase_of(role), step.after.phase_of(role)
-        vb = pb.value if pb is not None else NOT_JOINED
-        va = pa.value if pa is not None else NOT_JOINED
-        for n in nodes:
-            before[n.name] = vb
-            after[n.name] = va
-            addresses[n.name] = n.http_addr
-
-    if r.servers.type is ServerType.SELF_MANAGED:
-        add(r.servers.nodes, SERVERS)
-    for g in r.client_groups:
-        add(g.nodes, g.name)
-    return before, after, addresses
+    before, after = listed_nodes(r, step.before), listed_nodes(r, step.after)
+    return ({n: e.phase for n, e in before.items()}, {n: e.phase for n, e in after.items()},
+            {n: e.http_addr for n, e in before.items()})

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 from ..agentconfig import fragment
+from ..errors import UserError
 from ..keys import GossipKey
 from ..agentshape import verify_flags
 from ..phases import Phase
@@ -46,7 +47,7 @@ DEFAULT_BINARY = REPO_ROOT / "lab" / "bin" / AGENT_NAME
 BUILD_SCRIPT = REPO_ROOT / "lab" / "build.sh"
 
 
-class LabError(RuntimeError):
+class LabError(UserError, RuntimeError):
     """Any failure of the lab manager; the message is meant for a human."""
 
 

@@ -6,7 +6,7 @@ from tf.iface import Provider
 from tf.schema import Schema
 from tf.utils import Diagnostics
 
-from .attributes import PROVIDER_NAME, PROVIDER_SOURCE
+from ..resource_schema import PROVIDER_NAME, PROVIDER_SOURCE
 from .resources import ALL
 
 

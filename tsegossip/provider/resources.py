@@ -18,7 +18,7 @@ from tf.types import Unknown
 from tf.utils import Diagnostics
 
 from . import operations as ops
-from .attributes import RESOURCES
+from ..resource_schema import RESOURCES
 from .schema import schema_for
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tf import schema as tfschema
 from tf import types as tftypes
 
-from .attributes import RESOURCES, Attribute, Kind
+from ..resource_schema import RESOURCES, Attribute, Kind
 
 SCHEMA_VERSION = 1
 

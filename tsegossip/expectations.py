@@ -1,0 +1,77 @@
+"""What every listed node must look like in a planned state: the one place that knows it.
+
+The stack's gates (before and after a step), `tsegossip check` and the provider all compare the live
+cluster with "node → the phase it must be in". A client group that has not joined yet is the one
+special case: its nodes are expected *not* to be members, spelled `not-joined` wherever a phase name
+would stand (in Terraform attributes, plan JSON and tables). That spelling and its meaning live here.
+
+Imports only the vocabulary (phases); planner and spec types are named for the type checker only,
+so the provider can use this module without loading the planner or the schema validator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .phases import Phase
+
+if TYPE_CHECKING:
+    from .planner import State
+    from .spec import Rollout
+
+NOT_JOINED = "not-joined"
+SERVERS = "servers"  # the role name of the servers, beside the client groups' names
+
+
+def label(phase: Phase | None) -> str:
+    """A phase's name, or `not-joined` for a group that has not joined (None)."""
+    return phase.value if phase is not None else NOT_JOINED
+
+
+def parse_label(text: str) -> Phase | None:
+    """The inverse of `label`: None for `not-joined`; ValueError naming what is allowed otherwise."""
+    if text == NOT_JOINED:
+        return None
+    try:
+        return Phase.parse(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a phase; allowed: {', '.join(allowed_labels())}") from None
+
+
+def allowed_labels() -> tuple[str, ...]:
+    return (*Phase.names(), NOT_JOINED)
+
+
+def must_be_member(text: str) -> bool:
+    """Whether a node expected at `text` must be an alive member (every phase but `not-joined`)."""
+    return text != NOT_JOINED
+
+
+def holds_key(text: str) -> bool:
+    """Whether a node expected at `text` must hold the gossip key in its keyring."""
+    return text not in (Phase.PLAINTEXT.value, NOT_JOINED)
+
+
+@dataclass(frozen=True)
+class NodeExpectation:
+    name: str
+    role: str          # `servers` or the client group's name
+    phase: str         # a phase name, or `not-joined`
+    http_addr: str
+
+
+def listed_nodes(rollout: Rollout, state: State) -> dict[str, NodeExpectation]:
+    """Every node the spec lists, in spec order, with the phase `state` puts it in.
+
+    TSE servers are not listed (TSE does not expose its nodes): callers that need them observe the
+    server behind `servers.http_addr` instead.
+    """
+    out: dict[str, NodeExpectation] = {}
+    roles = [(SERVERS, rollout.servers.nodes)] if rollout.servers.nodes else []
+    roles += [(g.name, g.nodes) for g in rollout.client_groups]
+    for role, nodes in roles:
+        want = label(state.phase_of(role))
+        for n in nodes:
+            out[n.name] = NodeExpectation(n.name, role, want, n.http_addr)
+    return out
