@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .keys import GossipKey, redact
+from .keys import GossipKey
 from .phases import Phase
 
 # Consul persists the key in <data_dir>/serf/local.keyring and keeps loading that file
@@ -50,9 +50,3 @@ def phase_of_fragment(doc: dict[str, Any]) -> Phase | None:
         has_key, doc.get("encrypt_verify_incoming"), doc.get("encrypt_verify_outgoing")
     )
 
-
-def redact_fragment(doc: dict[str, Any]) -> dict[str, Any]:
-    out = dict(doc)
-    if out.get("encrypt"):
-        out["encrypt"] = redact(out["encrypt"])
-    return out

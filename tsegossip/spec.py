@@ -7,6 +7,7 @@ import enum
 import json
 import re
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,16 @@ def _secret_problems(doc: Any, path: list) -> list[Problem]:
     return out
 
 
+def _names_unique(doc: dict) -> bool:
+    """The duplicate check's fast answer for a schema-valid spec (its shape is known)."""
+    name = itemgetter("name")
+    groups = doc["client_groups"]
+    nodes = list(map(name, doc["servers"].get("nodes", ())))
+    for g in groups:
+        nodes.extend(map(name, g["nodes"]))
+    return len(set(nodes)) == len(nodes) and len({g["name"] for g in groups}) == len(groups)
+
+
 def _duplicate_problems(doc: dict) -> list[Problem]:
     out: list[Problem] = []
     groups = doc.get("client_groups") or []
@@ -167,6 +178,20 @@ def _duplicate_problems(doc: dict) -> list[Problem]:
     return out
 
 
+def _load_yaml(text: str) -> Any:
+    """libyaml's loader where PyYAML has one (~10x faster on a 100,000-node spec).
+
+    Bad YAML is parsed again by the pure-Python loader, whose error text we have always shown.
+    """
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is None:
+        return yaml.safe_load(text)
+    try:
+        return yaml.load(text, Loader=fast)  # noqa: S506 - CSafeLoader is the safe loader
+    except yaml.YAMLError:
+        return yaml.safe_load(text)
+
+
 def read_document(path: str | Path) -> Any:
     p = Path(path)
     try:
@@ -178,25 +203,78 @@ def read_document(path: str | Path) -> Any:
     try:
         if p.suffix == ".json":
             return json.loads(text)
-        return yaml.safe_load(text)
+        return _load_yaml(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         first = str(err).splitlines()[0] if str(err) else err.__class__.__name__
         raise SpecError([Problem("", f"{p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {first}")]) from None
 
 
 def parse(doc: Any, source: str = "") -> Rollout:
-    """Validate a spec document and build the model; raises SpecError listing every problem."""
+    """Validate a spec document and build the model; raises SpecError listing every problem.
+
+    A valid spec takes the fast path (a superset test for secrets, the compiled validator); any
+    doubt sends it down the detailed path, which alone writes messages, so they never depend on
+    which path ran.
+    """
     if not isinstance(doc, dict):
         raise SpecError([Problem("", f"the spec must be a mapping (object) at the top, got {type(doc).__name__}")], source)
-    found = _secret_problems(doc, [])
-    # A secret field would also be an unknown field: say it once, the useful way.
-    secret_paths = {p.path for p in found}
-    found += [p for p in schemas.problems("rollout", doc) if p.path not in secret_paths]
-    if not found:
-        found += _duplicate_problems(doc)
+    found = _secret_problems(doc, []) if _may_hold_secrets(doc) else []
+    if not found and schemas.is_valid("rollout", doc):
+        found = [] if _names_unique(doc) else _duplicate_problems(doc)
+    else:
+        # A secret field would also be an unknown field: say it once, the useful way.
+        secret_paths = {p.path for p in found}
+        found += [p for p in schemas.problems("rollout", doc) if p.path not in secret_paths]
+        if not found:
+            found += _duplicate_problems(doc)
     if found:
         raise SpecError(found, source)
     return _build(schemas.apply_defaults("rollout", doc))
+
+
+# Every string and field name that _secret_problems could flag matches this, line by line: a cheap
+# test over all of them at once, so the exact walk (with paths for the messages) runs only on doubt.
+_SUSPECT = re.compile(r"^(?:[A-Za-z0-9+/]{22,}={0,2}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$",
+                      re.M | re.I)
+
+
+def _may_hold_secrets(doc: Any) -> bool:
+    """False only when no string and no field name in `doc` could be a literal key or token.
+
+    One pass that only gathers strings (type() checks, no per-node calls) and one regex over them
+    all: on a 100,000-node spec ~10x faster than the exact walk, which runs only when this says yes.
+    """
+    texts: list[str] = []
+    fields: set = set()
+    stack = [doc]
+    container = (dict, list)
+    while stack:
+        value = stack.pop()
+        items = value.values() if type(value) is dict else value
+        if type(value) is dict:
+            fields.update(value)
+        for v in items:
+            t = type(v)
+            if t is str:
+                texts.append(v)
+            elif t is dict:
+                fields.update(v)
+                for x in v.values():
+                    if type(x) is str:
+                        texts.append(x)
+                    elif type(x) in container:
+                        stack.append(x)
+            elif t in container:
+                stack.append(v)
+            elif isinstance(v, container):
+                return True  # a subclass from a YAML loader: not worth a fast path
+    try:
+        names = "\n".join(fields)
+    except TypeError:
+        return True  # a field name that is not a string: the schema will refuse it, the exact walk too
+    if any(f.lower() in _KEY_FIELDS or f.lower() in _TOKEN_FIELDS for f in fields):
+        return True
+    return _SUSPECT.search(names) is not None or _SUSPECT.search("\n".join(texts)) is not None
 
 
 def load(path: str | Path) -> Rollout:

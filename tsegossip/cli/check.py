@@ -1,11 +1,11 @@
-"""The `check` subcommand, registered into the main CLI."""
+"""`tsegossip check`: the live cluster against the spec, as a table or JSON; exit 1 when they differ."""
 
 from __future__ import annotations
 
 import argparse
 import os
 
-from .keys import GossipKey
+from ..keys import GossipKey
 
 
 def register(sub) -> None:
@@ -21,7 +21,7 @@ def register(sub) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from . import check, planner, spec
+    from .. import check, planner, spec  # on use: keeps `lab restart` light (see tsegossip.cli)
 
     rollout = spec.load(args.spec)
     key = GossipKey.from_env(rollout.key_env) if os.environ.get(rollout.key_env) else None

@@ -1,4 +1,4 @@
-"""`tsegossip deploy` and `tsegossip demo`."""
+"""`tsegossip deploy` (a spec's stacks in order with cdktf) and `tsegossip demo` (the same on a fresh local lab)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .keys import GossipKey
+from ..keys import GossipKey
 
 
 def register(sub) -> None:
@@ -35,8 +35,7 @@ def register(sub) -> None:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from . import deploy, planner, spec
-    from .errors import UserError
+    from .. import deploy, planner, spec  # on use: keeps `lab restart` light (see tsegossip.cli)
 
     rollout = spec.load(args.spec)
     key = GossipKey.from_env(rollout.key_env)
@@ -44,18 +43,15 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if not plan.steps:
         print(f"nothing to do: every agent is already {rollout.target}")
         return 0
-    try:
-        deploy.deploy_steps(plan, Path(args.spec), key, Path(args.workdir).resolve(), args.stack,
-                            check_after=not args.no_check)
-    except deploy.DeployError as err:
-        raise UserError(str(err)) from None
+    # a DeployError is a UserError: main prints it and exits 1
+    deploy.deploy_steps(plan, Path(args.spec), key, Path(args.workdir).resolve(), args.stack,
+                        check_after=not args.no_check)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from . import check, deploy, planner, report, spec
-    from .errors import UserError
-    from .lab import cluster as lab
+    from .. import check, deploy, planner, report, spec  # on use: keeps `lab restart` light (see tsegossip.cli)
+    from ..lab import cluster as lab
 
     workdir = Path(args.dir).resolve()
     if workdir.exists():
@@ -79,10 +75,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("== today:", flush=True)
         verdict = check.run_check(rollout, key)
         print(deploy._indent(check.as_table(verdict)), flush=True)
-        try:
-            deploy.deploy_steps(plan, spec_path, key, workdir)
-        except deploy.DeployError as err:
-            raise UserError(str(err)) from None
+        deploy.deploy_steps(plan, spec_path, key, workdir)
         print(f"== demo done in {time.monotonic() - t0:.0f}s: every agent {plan.final.servers}, every member alive",
               flush=True)
     finally:

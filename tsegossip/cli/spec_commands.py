@@ -1,0 +1,107 @@
+"""`tsegossip keygen`, `validate`, `plan` and `render`: the commands that read a spec and touch no cluster.
+
+They only read the spec, plan it and print; `check` and `deploy` talk to the cluster and live beside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import UserError
+from ..keys import GossipKey, InvalidKey
+
+
+def register(sub) -> None:
+    s = sub.add_parser("keygen", help="print a new gossip key (like `consul keygen`)",
+                       description="Print base64 of 32 bytes from the OS CSPRNG, exactly like `consul keygen`.")
+    s.set_defaults(func=cmd_keygen)
+
+    s = sub.add_parser("validate", help="check a rollout spec and the key it names",
+                       description="Validate SPEC against schemas/rollout.schema.json and check the key in $key_env.")
+    s.add_argument("spec", metavar="SPEC", help="rollout spec, YAML or JSON")
+    s.add_argument("--skip-key", action="store_true", help="do not require the key variable to be set")
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("plan", help="show the safe steps from today's phases to the target",
+                       description="Compute the rollout's steps (one stack each) and prove every step keeps "
+                       "every pair of agents able to gossip.")
+    s.add_argument("spec", metavar="SPEC")
+    s.add_argument("--format", choices=["text", "markdown", "json"], default="text",
+                   help="text for terminals, markdown for pull requests, json for pipelines (default: text)")
+    s.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    s.set_defaults(func=cmd_plan)
+
+    s = sub.add_parser("render", help="print the agent config fragment of one group in one step",
+                       description="Print the exact gossip JSON a Consul agent of GROUP reads after STACK. "
+                       "The key is redacted unless --reveal.")
+    s.add_argument("spec", metavar="SPEC")
+    s.add_argument("--stack", required=True, metavar="ID", help="a stack id from `tsegossip plan`")
+    s.add_argument("--group", required=True, metavar="NAME", help="a client group name, or `servers`")
+    s.add_argument("--reveal", action="store_true", help="print the key in clear (for piping into a config file)")
+    s.set_defaults(func=cmd_render)
+
+
+def _load_plan(path: str):
+    from .. import planner, spec  # on use: keeps `lab restart` light (see tsegossip.cli)
+
+    rollout = spec.load(path)
+    key = GossipKey.from_env(rollout.key_env)
+    return planner.plan(rollout), key
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    print(GossipKey.generate().reveal())
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .. import spec  # on use: keeps `lab restart` light (see tsegossip.cli)
+
+    rollout = spec.load(args.spec)
+    problems = []
+    if not args.skip_key:
+        try:
+            key = GossipKey.from_env(rollout.key_env)
+        except InvalidKey as err:
+            problems.append(f"key_env: {err}")
+    if problems:
+        raise UserError("\n".join(f"{args.spec}: {p}" for p in problems))
+    nodes = len(rollout.servers.nodes) + sum(len(g.nodes) for g in rollout.client_groups)
+    msg = f"{args.spec}: valid ({rollout.strategy}, target {rollout.target}, {len(rollout.client_groups)} client group(s), {nodes} listed node(s))"
+    if not args.skip_key:
+        msg += f"; key {key.redacted} sha256:{key.fingerprint}"
+    print(msg)
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .. import report  # on use: keeps `lab restart` light (see tsegossip.cli)
+
+    plan, key = _load_plan(args.spec)
+    render = {"text": report.as_text, "markdown": report.as_markdown, "json": report.as_json}[args.format]
+    out = render(plan, key)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(out if out.endswith("\n") else out + "\n")
+    else:
+        print(out)
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .. import report, schemas  # on use: keeps `lab restart` light (see tsegossip.cli)
+
+    plan, key = _load_plan(args.spec)
+    groups = ["servers", *(g.name for g in plan.rollout.client_groups)]
+    if args.group not in groups:
+        raise UserError(f"--group: {args.group!r} is not a group of {plan.rollout.name}; allowed: {', '.join(groups)}")
+    try:
+        doc = report.render_fragment(plan, args.stack, args.group, key, reveal=args.reveal)
+    except ValueError as err:
+        raise UserError(f"--group: {err}") from None
+    problems = schemas.problems("agent-gossip-config", doc)
+    if problems:  # our own output failing our own schema is a bug, not user input
+        raise RuntimeError("; ".join(map(str, problems)))
+    print(json.dumps(doc, indent=2))
+    return 0

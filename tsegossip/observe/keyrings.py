@@ -1,0 +1,122 @@
+"""Which keys the keyring holds, per pool and by fingerprint: clear keys are dropped on arrival."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from ..keys import fingerprint_of
+from .client import DEFAULT_TIMEOUT, Access, ObserveError, client_for, describe_failure
+
+KEYRING_EMPTY = "keyring empty (encryption not enabled)"
+
+
+@dataclass(frozen=True)
+class Ring:
+    """One keyring pool (WAN, or a datacenter's LAN) with keys reduced to fingerprints."""
+
+    wan: bool
+    datacenter: str
+    segment: str
+    keys: Mapping[str, int]
+    primary: Mapping[str, int]
+    num_nodes: int
+
+
+@dataclass(frozen=True)
+class KeyringView:
+    """The keyring as /v1/operator/keyring lists it, by fingerprint. `error` set when it could not be listed."""
+
+    rings: tuple[Ring, ...] = ()
+    error: str | None = None
+    empty: bool = False  # the cluster answered that no agent has a keyring (encryption not enabled)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def lan(self) -> Ring | None:
+        return next((r for r in self.rings if not r.wan), self.rings[0] if self.rings else None)
+
+    @property
+    def fingerprints(self) -> dict[str, int]:
+        return dict(self.lan.keys) if self.lan else {}
+
+    @property
+    def num_nodes(self) -> int:
+        return self.lan.num_nodes if self.lan else 0
+
+    @property
+    def primary(self) -> tuple[str, ...]:
+        return tuple(self.lan.primary) if self.lan else ()
+
+    def holds_everywhere(self, fingerprint: str) -> bool:
+        """The key is installed on every node of every listed pool."""
+        return bool(self.rings) and all(r.keys.get(fingerprint, 0) >= r.num_nodes for r in self.rings)
+
+    def describe(self, fingerprint: str | None = None) -> str:
+        if self.error:
+            return self.error
+        parts = []
+        for r in self.rings:
+            pool = "WAN" if r.wan else f"{r.datacenter} LAN"
+            keys = ", ".join(f"{fp}{'*' if fp in r.primary else ''} on {n}/{r.num_nodes}"
+                             for fp, n in sorted(r.keys.items())) or "no keys"
+            parts.append(f"{pool}: {keys}")
+        text = "; ".join(parts) or "no pools listed"
+        return text + (" (* = primary)" if any(r.primary for r in self.rings) else "")
+
+
+def _fp(encoded: str) -> str:
+    try:
+        return fingerprint_of(encoded)
+    except (ValueError, TypeError):
+        return "unparseable-key"
+
+
+def keyring(http_addr: str, access: Access | None = None, timeout: float = DEFAULT_TIMEOUT,
+            local_only: bool = False) -> KeyringView:
+    """List the keyring through the agent at http_addr, keys reduced to fingerprints.
+
+    local_only asks that agent alone (Consul's `local-only`): the keys one node holds.
+    """
+    import consul  # on first use: the provider must start without them (see tsegossip.observe)
+    import requests
+
+    try:
+        listed = client_for(http_addr, access, timeout).operator.keyring.list(local_only=local_only or None)
+    except consul.ACLPermissionDenied as err:
+        return KeyringView(error=describe_failure(http_addr, err))
+    except consul.ConsulException as err:
+        text = str(err)
+        if "encryption not enabled" in text.lower():
+            return KeyringView(error=KEYRING_EMPTY, empty=True)
+        first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+        return KeyringView(error=f"{http_addr}: keyring listing failed: {first}")
+    except (requests.exceptions.RequestException, ValueError, ObserveError) as err:
+        msg = str(err) if isinstance(err, ObserveError) else describe_failure(http_addr, err)
+        return KeyringView(error=msg)
+    if not isinstance(listed, list):
+        return KeyringView(error=f"{http_addr}: /v1/operator/keyring returned {type(listed).__name__}, expected a list")
+    rings = tuple(
+        Ring(
+            wan=bool(entry.get("WAN")),
+            datacenter=entry.get("Datacenter", ""),
+            segment=entry.get("Segment", ""),
+            keys={_fp(k): int(v) for k, v in (entry.get("Keys") or {}).items()},
+            primary={_fp(k): int(v) for k, v in (entry.get("PrimaryKeys") or {}).items()},
+            num_nodes=int(entry.get("NumNodes") or 0),
+        )
+        for entry in listed
+    )
+    return KeyringView(rings=rings)
+
+
+def keyring_fingerprints(http_addr: str, access: Access | None = None,
+                         timeout: float = DEFAULT_TIMEOUT) -> tuple[dict[str, int], int, tuple[str, ...]]:
+    """(fingerprint -> node count, NumNodes, primary fingerprints) of the LAN pool; raises ObserveError on failure."""
+    view = keyring(http_addr, access, timeout)
+    if view.error:
+        raise ObserveError(view.error)
+    return view.fingerprints, view.num_nodes, view.primary
