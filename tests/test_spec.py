@@ -210,3 +210,38 @@ def test_any_key_pasted_anywhere_is_refused(raw, where):
     found = problems(edited(**{where: key}))
     assert any("literal gossip key" in p for p in found)
     assert all(key not in p for p in found)
+
+
+def test_fails_a_fifo_at_once_instead_of_blocking(tmp_path):
+    import os
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(SpecError, match="not a regular file"):
+        spec.read_document(fifo)  # opening a FIFO for reading would block until a writer came
+
+
+def test_fails_a_symlink_loop_naming_it(tmp_path):
+    (tmp_path / "a.yaml").symlink_to(tmp_path / "b.yaml")
+    (tmp_path / "b.yaml").symlink_to(tmp_path / "a.yaml")
+    with pytest.raises(SpecError, match="a.yaml: Too many levels of symbolic links"):
+        spec.read_document(tmp_path / "a.yaml")
+
+
+def test_fails_a_spec_over_the_size_limit_before_reading_it(tmp_path, monkeypatch):
+    big = tmp_path / "big.json"
+    big.write_text("{}" + " " * 200)
+    monkeypatch.setattr(spec, "MAX_SPEC_BYTES", 100)
+    monkeypatch.setattr(type(big), "read_text", lambda *a, **k: pytest.fail("read although too large"))
+    with pytest.raises(SpecError, match=r"big.json is 202 bytes; a spec may be at most 100 bytes"):
+        spec.read_document(big)
+
+
+def test_yaml_errors_read_as_before_with_the_fast_loader(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(SpecError) as err:
+        spec.read_document(bad)
+    import yaml
+    with pytest.raises(yaml.YAMLError) as pure:
+        yaml.safe_load("name: [unclosed\n")
+    assert str(err.value.problems[0]).endswith(str(pure.value).splitlines()[0])

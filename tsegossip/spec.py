@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 import json
 import re
+import stat
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -192,14 +193,28 @@ def _load_yaml(text: str) -> Any:
         return yaml.safe_load(text)
 
 
+# The largest spec read at all (a 1,000,000-node JSON spec is ~75 MB): refused before it is read.
+MAX_SPEC_BYTES = 256 * 1024 * 1024
+
+
 def read_document(path: str | Path) -> Any:
     p = Path(path)
     try:
+        st = p.stat()
+        if stat.S_ISREG(st.st_mode) and st.st_size > MAX_SPEC_BYTES:
+            raise SpecError([Problem("", f"{p} is {st.st_size:,} bytes; a spec may be at most "
+                                         f"{MAX_SPEC_BYTES:,} bytes (256 MiB, about 3,000,000 nodes in JSON)")])
+        if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+            # a FIFO would block forever and a device never end: only regular files are specs
+            raise SpecError([Problem("", f"cannot read {p}: not a regular file (a FIFO, socket or device); "
+                                         "give the path of a YAML or JSON file")])
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError([Problem("", f"no such file: {p}")]) from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as err:
         raise SpecError([Problem("", f"cannot read {p}: {err.__class__.__name__}")]) from None
+    except OSError as err:  # a symlink loop, a name too long, an I/O error
+        raise SpecError([Problem("", f"cannot read {p}: {err.strerror or err.__class__.__name__}")]) from None
     try:
         if p.suffix == ".json":
             return json.loads(text)
