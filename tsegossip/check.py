@@ -6,6 +6,8 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 
+from tabulate import tabulate
+
 from . import observe
 from .keys import GossipKey
 from .planner import SERVERS, State, initial_state
@@ -52,8 +54,8 @@ def as_table(verdict: ClusterVerdict) -> str:
     for n in verdict.nodes:
         keys = "-" if n.keys is None else (",".join(n.keys) or "none")
         rows.append((n.name, n.role, n.member, n.observed, n.expected, keys, "ok" if n.ok else "NO"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    # the head goes in as a row: as `headers=` tabulate would widen every column by 2 (MIN_PADDING)
+    lines = tabulate(rows, tablefmt="plain", disable_numparse=True, preserve_whitespace=True).splitlines()
     lines.append(f"keyring: {verdict.keyring}")
     for p in verdict.all_problems():
         lines.append(f"problem: {p}")

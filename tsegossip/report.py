@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tabulate import DataRow, TableFormat, tabulate
+
 from .agentconfig import fragment, tse_parameters
 from .expectations import label
 from .keys import GossipKey
@@ -97,6 +99,18 @@ def as_text(plan: Plan, key: GossipKey) -> str:
     return "\n".join(lines)
 
 
+# GitHub renders the pipes, so cells stay unpadded (no alignment) under a plain `---` rule per column.
+_MARKDOWN = TableFormat(
+    lineabove=None, linebelowheader=lambda widths, _aligns: "|" + "---|" * len(widths), linebetweenrows=None,
+    linebelow=None, headerrow=DataRow("|", "|", "|"), datarow=DataRow("|", "|", "|"), padding=1,
+    with_header_hide=None,
+)
+
+
+def _markdown_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    return tabulate(rows, headers=headers, tablefmt=_MARKDOWN, stralign=None, disable_numparse=True).splitlines()
+
+
 def as_markdown(plan: Plan, key: GossipKey) -> str:
     """The pull-request comment: warnings first, then one section per stack."""
     r = plan.rollout
@@ -112,6 +126,7 @@ def as_markdown(plan: Plan, key: GossipKey) -> str:
     if not plan.steps:
         out.append(f"Nothing to do: every agent is already `{r.target}`.")
         return "\n".join(out) + "\n"
+    # Laid out by hand: today's row ends in an empty verdict cell written `| |`, which tabulate pads to `|  |`.
     out.append("| # | stack | servers | " + " | ".join(n for n, _ in plan.initial.clients) + " | verdict |")
     out.append("|---|---|---|" + "---|" * len(plan.initial.clients) + "---|")
     out.append("| 0 | *today* | " + " | ".join(
@@ -125,13 +140,10 @@ def as_markdown(plan: Plan, key: GossipKey) -> str:
         out.append(f"| {s.index} | `{s.stack}` | " + " | ".join(cells) + f" | {verdict} |")
     for s in plan.steps:
         out += ["", f"### {s.index}. `{s.stack}`", ""]
-        out.append("| role | before | after |")
-        out.append("|---|---|---|")
-        for m in s.moves:
-            out.append(f"| {_role_label(plan, m.role)} | {_flags(m.before)} | {_flags(m.after)} |")
-        for role in s.before.roles():  # every group appears, so reviewers see what stays put
-            if role not in s.moved_roles:
-                out.append(f"| {_role_label(plan, role)} | {_flags(s.before.phase_of(role))} | unchanged |")
+        rows = [(_role_label(plan, m.role), _flags(m.before), _flags(m.after)) for m in s.moves]
+        rows += [(_role_label(plan, role), _flags(s.before.phase_of(role)), "unchanged")
+                 for role in s.before.roles() if role not in s.moved_roles]  # so reviewers see what stays put
+        out += _markdown_table(("role", "before", "after"), rows)
         for w in s.warnings:
             out.append("")
             out.append(f"> **Warning:** {w}")

@@ -21,7 +21,6 @@ from ..errors import UserError, render_lines
 from ..lab import cli as lab_cli
 from . import check, deploy, spec_commands
 
-EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2  # argparse's own exit code for a bad command line
 EXIT_INTERNAL = 3
@@ -59,7 +58,3 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"internal error: {err.__class__.__name__}: {err} (set TSEGOSSIP_DEBUG=1 for details)", file=sys.stderr)
         return EXIT_INTERNAL
-
-
-if __name__ == "__main__":
-    sys.exit(main())
