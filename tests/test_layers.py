@@ -44,7 +44,7 @@ def layer_of(module: str) -> str:
         return head
     if head in ("check", "report", "deploy"):
         return "commands"
-    if head in ("cli", "check_cli", "deploy_cli", "__main__"):
+    if head in ("cli", "__main__"):
         return "cli"
     raise AssertionError(f"{module}: no layer assigned; add it to tests/test_layers.py and ARCHITECTURE.md")
 
