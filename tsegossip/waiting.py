@@ -25,7 +25,7 @@ class Waited(Generic[T]):
 
 
 def wait_until(probe: Callable[[], tuple[bool, T]], *, timeout: float, interval: float,
-               first: float | None = None, backoff: float = 1.0,
+               first: float | None = None, backoff: float = 1.5,
                clock: Callable[[], float] = time.monotonic,
                sleep: Callable[[float], None] = time.sleep) -> Waited[T]:
     """Call `probe` until it reports done or `timeout` seconds have passed; never raises on timeout.

@@ -8,6 +8,21 @@ import pytest
 
 from tsegossip import lab
 from tsegossip.lab import cli
+from tsegossip.lab import cluster as lc
+
+
+@pytest.fixture
+def leave_waits(monkeypatch):
+    """Names of the agents whose restart waited for the servers to drop them (the leave wait)."""
+    calls = []
+    real = lc._wait_left
+
+    def spy(cluster, node, *args, **kwargs):
+        calls.append(node.name)
+        return real(cluster, node, *args, **kwargs)
+
+    monkeypatch.setattr(lc, "_wait_left", spy)
+    return calls
 
 
 def test_layout_and_spec(plain_lab, tmp_path):
@@ -49,13 +64,13 @@ def test_status_rows(plain_lab):
         assert r.encrypted is False and r.verify_incoming is True and r.verify_outgoing is True
 
 
-def test_restart_stop_start(tmp_path, lab_binary, capsys):
+def test_restart_stop_start(tmp_path, lab_binary, capsys, leave_waits):
     with lab.running_lab(tmp_path, servers=2, clients=2, groups=2, binary=lab_binary) as c:
         old = lab.node_pid(c, "server-1")
         lab.write_fragment(c, "server-1", {"bogus_key": 1, "ports": {"dns": 8600}})
-        took = lab.restart(c.workdir, "server-1", timeout=45)
+        lab.restart(c.workdir, "server-1", timeout=45)
         assert lab.node_pid(c, "server-1") not in (None, old)
-        assert took < 10
+        assert leave_waits == ["server-1"], "an agent that leaves on terminate is restarted after its leave"
         assert "lab: restarted server-1" in capsys.readouterr().err
         log = open(c.node("server-1").log_path).read()
         assert 'config key "bogus_key"' in log and 'config key "ports.dns"' in log
@@ -71,13 +86,11 @@ def test_restart_stop_start(tmp_path, lab_binary, capsys):
             lab.start(c, "web-1")
 
 
-def test_restart_without_leave_is_never_seen_as_left_or_failed(tmp_path, lab_binary):
+def test_restart_without_leave_is_never_seen_as_left_or_failed(tmp_path, lab_binary, leave_waits):
     """leave_on_terminate=false (Consul's server default): a restart is a stop and start that the
     peers ride through; the servers keep listing the agent alive, and it comes back as a new process."""
     import threading
     import time
-
-    from tsegossip.lab import cluster as lc
 
     with lab.running_lab(tmp_path, servers=3, clients=2, groups=1, binary=lab_binary,
                          leave_on_terminate=False) as c:
@@ -92,20 +105,22 @@ def test_restart_without_leave_is_never_seen_as_left_or_failed(tmp_path, lab_bin
                     status = (lc._members(s, timeout=0.5) or {}).get("web-1")
                     if status is not None:
                         seen.add(status)
-                time.sleep(0.02)
+                done.wait(0.02)  # the sampling interval, not a wait for a condition
 
         t = threading.Thread(target=watch)
         t.start()
         old = lab.node_pid(c, "web-1")
         try:
-            took = lab.restart(c.workdir, "web-1", timeout=45)
+            lab.restart(c.workdir, "web-1", timeout=45)
+            # keep sampling for 0.5 s after the restart: a late leave or failure would show here
             time.sleep(0.5)
         finally:
             done.set()
             t.join()
         assert lab.node_pid(c, "web-1") not in (None, old)
         assert seen == {1}, f"the servers listed web-1 as {sorted(seen)}; only alive (1) was expected"
-        assert took < 2, "without a leave there is no leave broadcast or propagation delay to wait for"
+        # how much sooner the restart is back without a leave is measured by bench/restart_bench.py
+        assert leave_waits == [], "without a leave there is no leave to wait for"
         assert "Gracefully shutting down" not in open(c.node("web-1").log_path).read()
 
 

@@ -17,6 +17,7 @@ from tsegossip.agentconfig import fragment
 from tsegossip.backends import commands, files, tse
 from tsegossip.keys import GossipKey
 from tsegossip.phases import Phase
+from tsegossip.waiting import wait_until
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KEY = GossipKey(TEST_KEY)
@@ -73,8 +74,22 @@ def test_fails_key_in_command():
 
 
 def test_run_timeout_kills_group():
-    res = commands.run("sleep 30 & sleep 30", 0.5)
-    assert res.timed_out and not res.ok and res.seconds < 10 and "timed out" in res.describe()
+    res = commands.run("sleep 30 & echo $!; sleep 30", 0.5)
+    assert res.timed_out and not res.ok and "timed out" in res.describe()
+    # The whole group went, not only the shell: the background sleep let go of the output pipe (its pid
+    # was read back) and ends (gone, or a zombie waiting for its reaper; it closes the pipe while exiting).
+    assert res.output.strip().isdigit(), f"no output: a process outside the kill kept the pipe: {res.output!r}"
+    pid = int(res.output)
+
+    def ended():
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+        except OSError:
+            return True, "gone"
+        return state == "Z", state
+
+    exited = wait_until(ended, timeout=5, interval=0.02)
+    assert exited.ok, f"the background sleep (pid {pid}) is still in state {exited.value}"
 
 
 # ---------------------------------------------------------------- tse (recorded shapes)
