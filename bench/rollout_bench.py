@@ -69,7 +69,7 @@ def _restart_samples(c, nodes: list[str], until_rejoined: bool) -> tuple[list[fl
                        capture_output=True, timeout=60)
         t1 = time.monotonic()
         if until_rejoined:
-            while (lab.cluster._members(server, timeout=1.0) or {}).get(node) != 1:
+            while (lab.agentapi.members(server, timeout=1.0) or {}).get(node) != 1:
                 if time.monotonic() - t1 > 30:
                     raise SystemExit(f"{node} not listed alive by {server.name} 30 s after its restart")
                 time.sleep(0.01)

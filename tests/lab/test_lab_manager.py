@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from tsegossip import lab
-from tsegossip.lab import cli
+from tsegossip.lab import agentapi, cli
 from tsegossip.lab import cluster as lc
 
 
@@ -102,7 +102,7 @@ def test_restart_without_leave_is_never_seen_as_left_or_failed(tmp_path, lab_bin
         def watch():
             while not done.is_set():
                 for s in c.servers:
-                    status = (lc._members(s, timeout=0.5) or {}).get("web-1")
+                    status = (agentapi.members(s, timeout=0.5) or {}).get("web-1")
                     if status is not None:
                         seen.add(status)
                 done.wait(0.02)  # the sampling interval, not a wait for a condition

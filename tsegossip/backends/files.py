@@ -7,11 +7,10 @@ and no moment exists where the key sits in a world-readable file.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from typing import Any, Mapping
 
+from ..atomicfile import write_json
 from ..schemas import problems, validator
 
 SCHEMA = "agent-gossip-config"
@@ -47,19 +46,5 @@ def write_fragment(path: str, fragment: Mapping[str, Any]) -> str:
         raise FragmentError(f"refusing to write an invalid gossip fragment to {path}: {text}")
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tsegossip-", suffix=".tmp", dir=directory)  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(dict(fragment), fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_json(path, dict(fragment), private=True, sort_keys=True)
     return path

@@ -50,8 +50,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .. import check, deploy, planner, report, spec  # on use: keeps `lab restart` light (see tsegossip.cli)
-    from ..lab import cluster as lab
+    from .. import check, deploy, lab, planner, report, spec  # on use: keeps `lab restart` light (see tsegossip.cli)
 
     workdir = Path(args.dir).resolve()
     if workdir.exists():

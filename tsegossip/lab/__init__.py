@@ -1,31 +1,16 @@
 """tsegossip lab: real gossip agents (serf + memberlist, Consul's LAN gossip stack) on 127.0.0.1.
 
 See lab/README.md. Main entry points: up, down, start, stop, restart, status, write_spec, running_lab.
+The modules, one job each: model (the lab and its lab.json), configs (what each agent is told),
+process (the agent processes), agentapi (asking an agent), cluster (up/down/restart and their
+waits), specgen (a rollout spec for the lab).
 """
-from .cluster import (  # noqa: F401
-    PHASES,
-    LabCluster,
-    LabError,
-    LabNode,
-    NodeStatus,
-    down,
-    ensure_binary,
-    generate_key,
-    load,
-    log_tail,
-    node_pid,
-    phase_fragment,
-    restart,
-    running_lab,
-    start,
-    status,
-    stop,
-    up,
-    verify_flags,
-    wait_converged,
-    write_fragment,
-    write_spec,
-)
+from ..agentshape import verify_flags
+from .cluster import down, restart, running_lab, start, status, stop, up, wait_converged
+from .configs import generate_key, phase_fragment, write_fragment
+from .model import PHASES, LabCluster, LabError, LabNode, NodeStatus, load
+from .process import ensure_binary, log_tail, node_pid
+from .specgen import write_spec
 
 __all__ = [
     "PHASES", "LabCluster", "LabError", "LabNode", "NodeStatus", "down", "ensure_binary",

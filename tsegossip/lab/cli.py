@@ -8,7 +8,7 @@ import os
 import sys
 
 from ..keys import GossipKey
-from . import cluster as lab
+from .. import lab
 
 DEFAULT_DIR = os.environ.get("TSEGOSSIP_LAB_DIR", ".tsegossip-lab")
 

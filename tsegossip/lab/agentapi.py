@@ -1,0 +1,54 @@
+"""Asking a lab agent over its HTTP API (Consul's /v1/agent/members and /v1/agent/self).
+
+Two ways in: `members` with the standard library, for the lab's own waits (called many times a
+second, and from `tsegossip lab restart`, which must start without python-consul2 and requests:
+see tests/provider/test_startup.py); `answers` with python-consul2, as the rollout's observation
+asks, for `status`.
+"""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any, Mapping
+
+from ..agentshape import verify_flags
+from .model import LabNode
+
+ALIVE = 1
+STATUS_NAMES = {0: "none", 1: "alive", 2: "leaving", 3: "left", 4: "failed"}  # serf's member status codes
+
+
+def _get(node: LabNode, path: str, timeout: float = 1.0):
+    with urllib.request.urlopen(node.http_addr + path, timeout=timeout) as r:
+        return json.loads(r.read().decode())
+
+
+def members(node: LabNode, timeout: float = 1.0) -> dict[str, int] | None:
+    """member name -> status code as `node` sees them, or None when it does not answer."""
+    try:
+        return {m["Name"]: m["Status"] for m in _get(node, "/v1/agent/members", timeout)}
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
+def answers(node: LabNode, timeout: float) -> tuple[list, dict]:
+    """(/v1/agent/members, /v1/agent/self) of `node` through python-consul2; raises what it raises."""
+    import consul  # python-consul2; on use, see the module docstring
+
+    c = consul.Consul(host="127.0.0.1", port=node.http_port, timeout=timeout)
+    return c.agent.members(), c.agent.self()
+
+
+def gossip_view(member_list: list, me: Mapping) -> dict[str, Any]:
+    """The NodeStatus fields an agent's answers give: who it sees how, encryption, verify flags."""
+    seen = {m["Name"]: STATUS_NAMES.get(m["Status"], str(m["Status"])) for m in member_list}
+    vi, vo = verify_flags(me)
+    enc = me.get("Stats", {}).get("serf_lan", {}).get("encrypted")
+    return dict(
+        members_alive=sum(1 for v in seen.values() if v == "alive"),
+        members_failed=sum(1 for v in seen.values() if v == "failed"),
+        members_left=sum(1 for v in seen.values() if v == "left"),
+        members=seen,
+        encrypted=None if enc is None else enc == "true",
+        verify_incoming=vi, verify_outgoing=vo)

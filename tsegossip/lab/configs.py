@@ -1,0 +1,93 @@
+"""What each lab agent is told: its base config (00-base.json) and its gossip fragment (50-gossip.json).
+
+The agent reads every *.json in its config dir in name order, as Consul does. Kept apart from
+process.py so that putting a different agent behind the lab changes what is written here and how
+it is started there, each in one place.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Mapping
+
+from ..agentconfig import fragment
+from ..atomicfile import write_json
+from ..keys import GossipKey
+from ..phases import Phase
+from .model import BASE_FRAGMENT, LabCluster, LabError, LabNode
+
+
+def generate_key() -> str:
+    """A key like `consul keygen` (base64 of 32 random bytes), in clear: the lab is a test harness."""
+    return GossipKey.generate().reveal()
+
+
+def phase_fragment(phase: str, key: str | None) -> dict:
+    """The 50-gossip.json content for one of the four phases: exactly what the provider writes."""
+    try:
+        p = Phase(phase)
+    except ValueError:
+        raise LabError(f"unknown phase {phase!r} (expected one of {', '.join(Phase.names())})") from None
+    if p.has_key and not key:
+        raise LabError(f"phase {phase} needs a gossip key")
+    return fragment(p, GossipKey(key) if key else None, reveal=True)
+
+
+def write_fragment(cluster: LabCluster, node: str, fragment: Mapping) -> str:
+    """Write <node>/config/50-gossip.json (what the rollout code would do)."""
+    path = cluster.node(node).config_path
+    write_json(path, dict(fragment), private=True)  # it holds the key in clear
+    return path
+
+
+def base_config(cluster: LabCluster, n: LabNode, leave_on_terminate: bool) -> dict:
+    """00-base.json of one node: identity, ports, who to join, and whether a stop is a leave."""
+    server_addrs = [s.serf_addr for s in cluster.servers]
+    return {
+        "node_name": n.name,
+        "datacenter": "dc1",
+        "data_dir": n.data_dir,
+        "server": n.role == "server",
+        "bind_addr": "127.0.0.1",
+        "ports": {"serf_lan": n.serf_port, "http": n.http_port, "server": n.server_port},
+        # A server joining itself would count as a successful join and stop
+        # retry_join, so servers only list the other servers.
+        "retry_join": [a for a in server_addrs if a != n.serf_addr],
+        "leave_on_terminate": bool(leave_on_terminate),
+    }
+
+
+def write_configs(cluster: LabCluster, fragments: Mapping[str, Mapping], leave_on_terminate: bool) -> None:
+    """Every node's config dir: a fresh 00-base.json, and its 50-gossip.json from `fragments`.
+
+    `fragments` maps a node name, a group name or "servers"/"clients" to a fragment (node name
+    wins over group over role). A node without an entry keeps the fragment it has, or gets `{}`
+    (plaintext) when it has none.
+    """
+    for n in cluster.nodes:
+        os.makedirs(n.config_dir, exist_ok=True)
+        os.makedirs(n.data_dir, exist_ok=True)
+        write_json(os.path.join(n.config_dir, BASE_FRAGMENT), base_config(cluster, n, leave_on_terminate))
+        frag = None
+        for k in (n.name, n.group, "servers" if n.role == "server" else "clients"):
+            if k is not None and k in fragments:
+                frag = fragments[k]
+                break
+        if frag is not None:
+            write_json(n.config_path, dict(frag), private=True)
+        elif not os.path.exists(n.config_path):
+            write_json(n.config_path, {})
+
+
+def leaves_on_terminate(n: LabNode) -> bool:
+    """The agent's leave_on_terminate as its config dir sets it (Consul's default for a client: true)."""
+    value = True
+    for path in sorted(Path(n.config_dir).glob("*.json")):  # Consul merges them in name order
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("leave_on_terminate"), bool):
+            value = doc["leave_on_terminate"]
+    return value

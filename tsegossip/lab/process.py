@@ -1,0 +1,217 @@
+"""The lab agents as processes: the binary, free ports, starting one, its pid file, stopping them.
+
+Everything that knows how the agent program is found, built and launched lives here (its config
+files are configs.py's), so a different agent program behind the lab is a change to this module.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Mapping
+
+from ..waiting import wait_until
+from .model import REPO_ROOT, LabCluster, LabError, LabNode, cluster_of, note
+
+AGENT_NAME = "tsegossip-lab-agent"
+
+# Where the agent binary is looked for when no binary is given.
+DEFAULT_BINARY = REPO_ROOT / "lab" / "bin" / AGENT_NAME
+BUILD_SCRIPT = REPO_ROOT / "lab" / "build.sh"
+
+POLL = 0.05  # seconds between looks at a process that is expected to exit
+
+
+def ensure_binary(binary: str | os.PathLike | None = None, build: bool = True) -> str:
+    """Path of the agent binary: explicit, $TSEGOSSIP_LAB_AGENT, or lab/bin (built on demand)."""
+    if binary:
+        p = Path(binary)
+        if not (p.is_file() and os.access(p, os.X_OK)):
+            raise LabError(f"lab agent binary {p} does not exist or is not executable")
+        return str(p.resolve())
+    env = os.environ.get("TSEGOSSIP_LAB_AGENT")
+    if env:
+        return ensure_binary(env, build=False)
+    if DEFAULT_BINARY.is_file():
+        return str(DEFAULT_BINARY)
+    if build and BUILD_SCRIPT.is_file():
+        note(f"lab: building {DEFAULT_BINARY} with {BUILD_SCRIPT}")
+        r = subprocess.run(["sh", str(BUILD_SCRIPT)], capture_output=True, text=True)
+        if r.returncode != 0 or not DEFAULT_BINARY.is_file():
+            tail = (r.stderr or r.stdout).strip().splitlines()[-5:]
+            raise LabError(f"building the lab agent failed: {' | '.join(tail)}")
+        return str(DEFAULT_BINARY)
+    raise LabError(f"lab agent binary not found at {DEFAULT_BINARY}; run lab/build.sh "
+                   f"or set TSEGOSSIP_LAB_AGENT")
+
+
+def _port_free(port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+def allocate_ports(count: int, base_port: int | None) -> list[int]:
+    """`count` distinct loopback ports free for both TCP and UDP (serf gossips over both)."""
+    if base_port is not None:
+        ports = list(range(base_port, base_port + count))
+        busy = [p for p in ports if not _port_free(p)]
+        if busy:
+            raise LabError(f"ports already in use on 127.0.0.1: {busy[:10]}")
+        return ports
+    # Hold every port found until all are found, so the kernel cannot hand one out twice.
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < count:
+            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            t.bind(("127.0.0.1", 0))
+            port = t.getsockname()[1]
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                u.bind(("127.0.0.1", port))
+            except OSError:
+                t.close()
+                u.close()
+                continue
+            held += [t, u]
+            ports.append(port)
+    finally:
+        for s in held:
+            s.close()
+    return ports
+
+
+# Agents this process started: polling them is the only way to reap them (no zombies left behind).
+_children: dict[int, subprocess.Popen] = {}
+
+
+def read_pid(node: LabNode) -> int | None:
+    try:
+        return int(Path(node.pid_path).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def pid_alive(pid: int | None, node: LabNode | None = None) -> bool:
+    """Whether `pid` is a running agent (of `node`, when given: a pid file can outlive its process)."""
+    if not pid:
+        return False
+    child = _children.get(pid)
+    if child is not None:
+        if child.poll() is None:
+            return True
+        _children.pop(pid, None)
+        return False
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)  # reap if it is our child
+        if done == pid:
+            return False
+    except OSError:  # not our child (ChildProcessError) or no such process
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        if state in ("Z", "X"):
+            return False
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read()
+        # guard against pid reuse: the agent of this node runs with its config dir
+        marker = node.config_dir if node is not None else "-config-dir"
+        return marker.encode() in cmd
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    except PermissionError:
+        return True
+
+
+def node_pid(workdir: str | os.PathLike | LabCluster, node: str) -> int | None:
+    """Pid of the running agent of `node`, or None."""
+    n = cluster_of(workdir).node(node)
+    pid = read_pid(n)
+    return pid if pid_alive(pid, n) else None
+
+
+def running_pids(cluster: LabCluster) -> dict[str, int]:
+    """node name -> pid of every agent of the lab that is running."""
+    pids = {}
+    for n in cluster.nodes:
+        pid = read_pid(n)
+        if pid_alive(pid, n):
+            pids[n.name] = pid
+    return pids
+
+
+def forget_pids(cluster: LabCluster) -> None:
+    """Remove every node's pid file (after its agent has stopped)."""
+    for n in cluster.nodes:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(n.pid_path)
+
+
+def log_tail(node: LabNode, lines: int = 15) -> str:
+    try:
+        with open(node.log_path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            data = f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def spawn(cluster: LabCluster, node: LabNode) -> int:
+    """Start the agent of `node` in its own session (log appended, pid file written); returns its pid."""
+    os.makedirs(node.data_dir, exist_ok=True)
+    argv = [cluster.binary, "-config-dir", node.config_dir]
+    if cluster.api_shape != "1.15":
+        argv += ["-api-shape", cluster.api_shape]
+    with open(node.log_path, "ab") as log:
+        log.write(f"=== tsegossip lab: starting {node.name} at {time.strftime('%Y-%m-%dT%H:%M:%S')} ===\n".encode())
+        log.flush()
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True, close_fds=True)
+    _children[p.pid] = p
+    Path(node.pid_path).write_text(f"{p.pid}\n")
+    return p.pid
+
+
+def _wait_gone(pending: dict[str, int], timeout: float) -> list[str]:
+    """Wait up to `timeout` s for the pids in `pending` to exit; removes and returns the names that did."""
+    gone: list[str] = []
+
+    def all_gone() -> tuple[bool, None]:
+        for name, pid in list(pending.items()):
+            if not pid_alive(pid):
+                gone.append(name)
+                del pending[name]
+        return not pending, None
+
+    if pending:
+        wait_until(all_gone, timeout=timeout, interval=POLL)
+    return gone
+
+
+def signal_and_wait(pids: Mapping[str, int], grace: float) -> dict[str, str]:
+    """SIGTERM every pid, wait up to `grace` s, SIGKILL leftovers. Returns name -> how it ended."""
+    for pid in pids.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    pending = dict(pids)
+    how = {name: "stopped" for name in _wait_gone(pending, grace)}
+    for name, pid in pending.items():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        how[name] = "killed"
+    _wait_gone(pending, 5.0)  # SIGKILL is not refused; 5 s is only a bound
+    return how
