@@ -99,8 +99,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     st.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
     st.set_defaults(func=cmd_status)
 
-    rs = sub.add_parser("restart", help="restart one agent (graceful leave, start, wait for rejoin)",
-                        description="Stop one agent with SIGTERM (graceful leave), start it again with its "
+    rs = sub.add_parser("restart", help="restart one agent (stop, start, wait for rejoin)",
+                        description="Stop one agent with SIGTERM (a graceful leave when the lab leaves on "
+                                    "terminate, the default; a plain stop with --no-leave-on-terminate), start it again with its "
                                     "config dir (re-reading 50-gossip.json) and wait until it sees itself "
                                     "and another member alive.")
     dir_arg(rs)
