@@ -18,6 +18,17 @@ from .phases import Phase
 # ENFORCED and is cut off. Disabling the keyring file makes the rollback real.
 PLAINTEXT_FRAGMENT: dict[str, Any] = {"disable_keyring_file": True}
 
+# The same persisted keyring wins over a changed `encrypt`; Consul logs this when it does.
+KEYRING_WINS_LOG = "keyring doesn't include key provided with -encrypt, using keyring"
+
+
+def stale_keyring_remedy(agent: str) -> str:
+    """How to make `agent`, whose data-dir keyring lacks the key, use it (`tsegossip check` and the provider)."""
+    return (
+        "install the key cluster-wide (`consul keyring -install`, then `-use`; POST /v1/operator/keyring), "
+        f"or stop {agent}, delete serf/local.keyring from its data dir and start it again"
+    )
+
 
 def fragment(phase: Phase, key: GossipKey | None, *, reveal: bool = False) -> dict[str, Any]:
     """The config fragment for `phase`; the key is redacted unless reveal=True."""

@@ -69,9 +69,9 @@ _COMMON = (
        optional=True),
     _a("client_key_env", Kind.STRING, "Environment variable with the client key path. Default: CONSUL_CLIENT_KEY.",
        optional=True),
-    _a("timeout_seconds", Kind.NUMBER, "How long to wait for a batch (or TSE) to come back. Default: 120.",
+    _a("timeout_seconds", Kind.NUMBER, "How long to wait for a batch (or TSE) to come back. Default: the rollout schema's timeouts.batch_seconds (tse_seconds for TSE servers).",
        optional=True),
-    _a("poll_seconds", Kind.NUMBER, "Interval between live checks. Default: 1.", optional=True),
+    _a("poll_seconds", Kind.NUMBER, "Interval between live checks. Default: the rollout schema's timeouts.poll_seconds.", optional=True),
 )
 
 _NODES = (
@@ -93,7 +93,7 @@ SERVER_PARAMS = (
 
 CLIENT_CONFIG = (
     *_COMMON,
-    _a("batch_size", Kind.NUMBER, "Nodes restarted together. Default: 1.", optional=True),
+    _a("batch_size", Kind.NUMBER, "Nodes restarted together. Default: the rollout schema's client_groups[].batch_size.", optional=True),
     _a("joining", Kind.BOOL,
        "These agents have not joined yet: write the config and start them; do not require them alive before.",
        optional=True),

@@ -1,7 +1,7 @@
 """Judge a live cluster against the phases it should be in.
 
 Shared by `tsegossip check` and the provider's phase gate, so both say the same thing
-about the same cluster. Sits just above observe: it imports observe, phases and keys only.
+about the same cluster. Sits just above observe: it imports observe and the vocabulary only (tests/test_layers.py).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from . import observe
+from .agentconfig import KEYRING_WINS_LOG, stale_keyring_remedy
 from .expectations import NOT_JOINED, holds_key, must_be_member  # noqa: F401 (NOT_JOINED: re-exported)
 from .phases import Phase
 
@@ -46,9 +47,7 @@ class ClusterVerdict:
 def stale_keyring_fix(name: str, key_env: str) -> str:
     return (
         f"{name}'s keyring does not hold the key in ${key_env}: Consul keeps using <data_dir>/serf/local.keyring once it "
-        "exists and ignores a changed `encrypt` (log: \"keyring doesn't include key provided with -encrypt, using keyring\"). "
-        f"Fix: install the key cluster-wide (`consul keyring -install` / POST /v1/operator/keyring), or stop {name}, "
-        "delete serf/local.keyring from its data dir and start it again"
+        f"exists and ignores a changed `encrypt` (log: \"{KEYRING_WINS_LOG}\"). Fix: {stale_keyring_remedy(name)}"
     )
 
 

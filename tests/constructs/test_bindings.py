@@ -1,4 +1,4 @@
-"""The bindings are generated from tsegossip/provider/attributes.py and must not drift from it
+"""The bindings are generated from tsegossip/resource_schema.py and must not drift from it
 or from the schema the provider serves."""
 
 from __future__ import annotations

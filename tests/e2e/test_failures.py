@@ -11,7 +11,9 @@ from tf.utils import Diagnostics
 
 from tsegossip import check, deploy, lab, planner, spec
 from tsegossip.keys import GossipKey
-from tsegossip.provider import operations
+from tsegossip.provider.rollout import roll_nodes
+from tsegossip.provider.state import ClientConfigState
+from tsegossip.provider.world import World
 from tests.e2e.helpers import (KEY_ENV, Out, config_snapshot, lab_up, make_spec, observed_phases, pids,
                                save_spec, tsegossip_cmd)
 
@@ -109,18 +111,18 @@ def test_stale_keyring_is_reported_with_the_fix_and_refused(tmp_path, lab_binary
         step = plan.steps[0]
         rollout = plan.rollout
         group = rollout.group("web")
-        state = {
-            "rollout": rollout.name, "stack": step.stack, "role": "web", "group": "web",
-            "phase": step.move_of("web").after.value, "from_phase": step.move_of("web").before.value,
-            "nodes": {n.name: n.http_addr for n in group.nodes}, "config_path": group.config_path,
-            "restart_command": group.restart_command, "key_env": KEY_ENV, "key_fingerprint": key.fingerprint,
-            "http_addr": rollout.servers.http_addr, "timeout_seconds": 20.0, "poll_seconds": 0.3,
-        }
+        state = ClientConfigState(
+            rollout=rollout.name, stack=step.stack, role="web", batch_size=1,
+            phase=step.move_of("web").after.value, from_phase=step.move_of("web").before.value,
+            nodes={n.name: n.http_addr for n in group.nodes}, config_path=group.config_path,
+            restart_command=group.restart_command, key_env=KEY_ENV, key_fingerprint=key.fingerprint,
+            http_addr=rollout.servers.http_addr, timeout_seconds=20.0, poll_seconds=0.3,
+        )
         before_cfg, before_pid = config_snapshot(c), pids(c)
         diags = Diagnostics()
         said: list[str] = []
-        world = operations.World(environ=dict(os.environ), progress=said.append)
-        assert operations.roll_nodes(state, world, diags, batch_size=1) is None
+        world = World(environ=dict(os.environ), progress=said.append)
+        assert roll_nodes(state, world, diags) is None
         assert diags.has_errors()
         text = str(diags)
         assert "The keyring does not hold the key on every node" in text, text

@@ -1,4 +1,4 @@
-"""A simulated cluster behind operations.World: restarts apply the written fragment, time is fake."""
+"""A simulated cluster behind the provider's World: restarts apply the written fragment, time is fake."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tsegossip.backends import files
 from tsegossip.backends.commands import CommandResult
 from tsegossip.keys import fingerprint_of
 from tsegossip.phases import Phase
-from tsegossip.provider.operations import World
+from tsegossip.provider.world import World
 
 SERVER = "http://server-1:8500"
 

@@ -1,4 +1,4 @@
-"""The served schemas are attributes.py, attribute for attribute, and go over the plugin protocol."""
+"""The served schemas are resource_schema.py, attribute for attribute, and go over the plugin protocol."""
 
 from __future__ import annotations
 

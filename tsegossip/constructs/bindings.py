@@ -1,5 +1,5 @@
 """Hand-written L1 bindings for the tsegossip provider, built from
-tsegossip/provider/attributes.py (the provider serves the same definitions).
+tsegossip/resource_schema.py (the provider serves the same definitions).
 
 Nothing here restates an attribute: each binding class names its resource type and
 takes its attribute set from `attributes.RESOURCES`; values are checked and encoded by

@@ -120,7 +120,7 @@ class _Common:
     client_key_env: str | None = None
     """default: the provider reads CONSUL_CLIENT_KEY."""
     timeout_seconds: float | None = None
-    """default: the provider's (120 s per batch, 60 s for a gate)."""
+    """default: the provider's (the rollout schema's timeouts for a batch or TSE, 60 s for a gate)."""
 
     def _check_common(self) -> None:
         owner = type(self).__name__

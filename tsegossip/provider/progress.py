@@ -38,13 +38,8 @@ class Progress:
         self.log_path = log_path if log_path is not None else default_log_path(env)
         self.stderr = sys.stderr if stderr is None else stderr
         self.tty = (env.get("TSEGOSSIP_PROGRESS_TTY", "1") != "0") if tty is None else tty
-        self.lines: list[str] = []
 
     def __call__(self, line: str) -> None:
-        self.say(line)
-
-    def say(self, line: str) -> None:
-        self.lines.append(line)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
         try:
             print(f"[INFO] tsegossip: {line}", file=self.stderr, flush=True)

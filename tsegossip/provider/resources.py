@@ -1,4 +1,8 @@
-"""The three Terraform resources, thin tf wrappers around operations.py."""
+"""The three Terraform resources: where Terraform's dicts become typed state (state.py) and back.
+
+Apply and read hand typed state to rollout, tse_servers, gate and live; plan, upgrade, delete and
+validate are Terraform bookkeeping and work on the dicts themselves.
+"""
 
 from __future__ import annotations
 
@@ -17,26 +21,28 @@ from tf.iface import (
 from tf.types import Unknown
 from tf.utils import Diagnostics
 
-from . import operations as ops
+from ..phases import Phase
 from ..resource_schema import RESOURCES
+from .gate import check_gate
+from .live import refresh
+from .rollout import roll_nodes
 from .schema import schema_for
-
-
-def _world() -> ops.World:
-    return ops.World(environ=dict(os.environ))
+from .state import ClientConfigState, GateState, NodesState, ServerParamsState
+from .tse_servers import roll_tse
+from .world import World
 
 
 class _Base(Resource):
     TYPE = ""
 
-    def __init__(self, provider=None, world: ops.World | None = None):
+    def __init__(self, provider=None, world: World | None = None):
         self.provider = provider
         self._world = world
 
     @property
-    def world(self) -> ops.World:
+    def world(self) -> World:
         if self._world is None:
-            self._world = _world()
+            self._world = World(environ=dict(os.environ))
         return self._world
 
     @classmethod
@@ -57,59 +63,79 @@ class _Base(Resource):
             value = config.get(name)
             if value is None or value is Unknown or name not in {a.name for a in RESOURCES[self.TYPE]}:
                 continue
-            if value not in ops.Phase.names():
+            if value not in Phase.names():
                 diags.add_error(f"{name} {value!r} is not a phase",
-                                f"Allowed: {', '.join(ops.Phase.names())}.", path=[name])
+                                f"Allowed: {', '.join(Phase.names())}.", path=[name])
 
     def plan(self, ctx: PlanContext, current: Optional[dict], planned: dict) -> Optional[dict]:
-        return ops.plan_update(current, planned, set(ctx.changed_fields), self.computed())
+        """A computed attribute that depends on a changed input is not known until apply."""
+        computed = self.computed()
+        if current is None or not set(ctx.changed_fields) - computed:
+            return planned
+        return {**planned, **{name: Unknown for name in computed - {"id"}}}
 
     def upgrade(self, ctx: UpgradeContext, version: int, old: dict) -> Optional[dict]:
         # Schema version 1 is the first; older states carry the same attributes.
         return old
 
     def delete(self, ctx: DeleteContext, current: dict):
-        return ops.forget(current, ctx.diagnostics, f"{self.TYPE} {current.get('id')}")
+        """Drop the resource from state, touch no agent, and say so."""
+        where = f" (last seen: {current['phase']})" if current.get("phase") else ""
+        ctx.diagnostics.add_warning(
+            f"{self.TYPE} {current.get('id')} forgotten; agents keep their gossip settings",
+            f"tsegossip never downgrades on destroy: the agents stay in the phase they are in{where}. "
+            "To go back, apply a step whose phase is lower.",
+        )
+        return None
 
 
 class _NodeRollout(_Base):
-    def apply(self, diags: Diagnostics, planned: dict) -> Optional[dict]:
+    STATE: type[NodesState] = NodesState
+
+    def apply(self, diags: Diagnostics, planned: NodesState) -> Optional[NodesState]:
         raise NotImplementedError
 
+    def _apply(self, diags: Diagnostics, planned: dict) -> Optional[dict]:
+        new = self.apply(diags, self.STATE.from_dict(planned))
+        return new.to_dict() if new is not None else None
+
     def create(self, ctx: CreateContext, planned: dict) -> Optional[dict]:
-        return self.apply(ctx.diagnostics, planned)
+        return self._apply(ctx.diagnostics, planned)
 
     def update(self, ctx: UpdateContext, current: dict, planned: dict) -> Optional[dict]:
-        new = self.apply(ctx.diagnostics, planned)
+        new = self._apply(ctx.diagnostics, planned)
         # On refusal or failure keep what was recorded: the next plan proposes the step again.
         return new if new is not None else current
 
     def read(self, ctx: ReadContext, current: dict) -> Optional[dict]:
-        return ops.read_nodes(current, self.world, ctx.diagnostics)
+        new = refresh(self.STATE.from_dict(current), self.world, ctx.diagnostics)
+        return new.to_dict() if new is not None else current
 
 
 class ClientConfig(_NodeRollout):
     """tsegossip_client_config: one client group moved to `phase`, batch by batch."""
 
     TYPE = "tsegossip_client_config"
+    STATE = ClientConfigState
 
-    def apply(self, diags: Diagnostics, planned: dict) -> Optional[dict]:
-        return ops.roll_nodes(planned, self.world, diags, int(planned.get("batch_size") or 1))
+    def apply(self, diags: Diagnostics, planned: ClientConfigState) -> Optional[ClientConfigState]:
+        return roll_nodes(planned, self.world, diags)
 
 
 class ServerParams(_NodeRollout):
     """tsegossip_server_params: the servers, one at a time (self-managed) or through TSE's console."""
 
     TYPE = "tsegossip_server_params"
+    STATE = ServerParamsState
 
-    def apply(self, diags: Diagnostics, planned: dict) -> Optional[dict]:
-        if planned.get("server_type") == "tse":
-            return ops.roll_tse(planned, self.world, diags)
-        if planned.get("server_type") != "self-managed":
-            diags.add_error(f"server_type {planned.get('server_type')!r} is not supported",
+    def apply(self, diags: Diagnostics, planned: ServerParamsState) -> Optional[ServerParamsState]:
+        if planned.server_type == "tse":
+            return roll_tse(planned, self.world, diags)
+        if planned.server_type != "self-managed":
+            diags.add_error(f"server_type {planned.server_type!r} is not supported",
                             "Allowed: tse, self-managed.", path=["server_type"])
             return None
-        return ops.roll_nodes(planned, self.world, diags, 1)
+        return roll_nodes(planned, self.world, diags)
 
 
 class PhaseGate(_Base):
@@ -117,11 +143,15 @@ class PhaseGate(_Base):
 
     TYPE = "tsegossip_phase_gate"
 
+    def _check(self, diags: Diagnostics, planned: dict) -> Optional[dict]:
+        new = check_gate(GateState.from_dict(planned), self.world, diags)
+        return new.to_dict() if new is not None else None
+
     def create(self, ctx: CreateContext, planned: dict) -> Optional[dict]:
-        return ops.check_gate(planned, self.world, ctx.diagnostics)
+        return self._check(ctx.diagnostics, planned)
 
     def update(self, ctx: UpdateContext, current: dict, planned: dict) -> Optional[dict]:
-        new = ops.check_gate(planned, self.world, ctx.diagnostics)
+        new = self._check(ctx.diagnostics, planned)
         return new if new is not None else current
 
     def read(self, ctx: ReadContext, current: dict) -> Optional[dict]:

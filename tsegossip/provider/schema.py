@@ -1,4 +1,4 @@
-"""tf schemas built from attributes.py (the one definition of the resources)."""
+"""tf schemas built from resource_schema.py (the one definition of the resources)."""
 
 from __future__ import annotations
 

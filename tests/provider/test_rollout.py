@@ -1,0 +1,116 @@
+"""Client groups and self-managed servers moved batch by batch, against a simulated cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+from tf.iface import CreateContext
+
+from tests.provider.tfwire import ENV, ctx, errors, client_state, server_state
+from tests.support import TEST_KEY
+from tsegossip.provider.resources import ClientConfig, ServerParams
+
+
+def test_client_config_moves_group_in_batches(cluster):
+    c = ctx(CreateContext)
+    state = client_state(cluster, ["web-1", "web-2", "web-3"], batch_size=2)
+    new = ClientConfig(world=cluster.world(ENV)).create(c, state)
+    assert not errors(c), c.diagnostics
+    assert new["observed"] == {"web-1": "accept-encrypted", "web-2": "accept-encrypted", "web-3": "accept-encrypted"}
+    assert new["id"] == "lab/02-web-accept/web" and new["phase"] == "accept-encrypted"
+    restarted = [c.split()[1] for c in cluster.commands]
+    # web-1 and web-2 restart together (in either order), web-3 only after they settled.
+    assert sorted(restarted[:2]) == ["web-1", "web-2"] and restarted[2:] == ["web-3"]
+    assert [line for line in cluster.lines if ": batch " in line and "->" in line] == [
+        "web (lab/02-web-accept): batch 1/2: web-1, web-2 -> accept-encrypted",
+        "web (lab/02-web-accept): batch 2/2: web-3 -> accept-encrypted",
+    ]
+    path = cluster.tmp / "web-1" / "50-gossip.json"
+    assert json.loads(path.read_text()) == {"encrypt": TEST_KEY, "encrypt_verify_incoming": False,
+                                            "encrypt_verify_outgoing": False}
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    # The key goes to the config file only: not state, not commands, not progress, and not the child's env.
+    assert TEST_KEY not in json.dumps(new) + " ".join(cluster.commands) + " ".join(cluster.lines)
+    assert cluster.command_env_hidden[0] == ["TSEGOSSIP_KEY"]
+
+
+def test_client_config_nothing_to_do_when_already_in_phase(cluster):
+    for n in ("web-1", "web-2"):
+        cluster.nodes[n].phase = cluster.nodes["server-1"].phase
+    c = ctx(CreateContext)
+    new = ClientConfig(world=cluster.world(ENV)).create(c, client_state(cluster, ["web-1", "web-2"]))
+    assert not errors(c) and cluster.commands == []
+    assert new["observed"] == {"web-1": "accept-encrypted", "web-2": "accept-encrypted"}
+
+
+def test_client_config_resumes_skipping_nodes_in_phase(cluster):
+    cluster.nodes["web-1"].phase = cluster.nodes["server-1"].phase
+    c = ctx(CreateContext)
+    ClientConfig(world=cluster.world(ENV)).create(c, client_state(cluster, ["web-1", "web-2"]))
+    assert not errors(c)
+    assert [c.split()[1] for c in cluster.commands] == ["web-2"]
+    assert any("1 already there (resumed)" in line for line in cluster.lines)
+
+
+def test_a_batch_restarts_together(cluster):
+    # Each restart waits until the whole batch has started: run one after another, the
+    # first would wait forever (the barrier breaks after 5 s and the apply fails).
+    import threading
+
+    barrier = threading.Barrier(3, timeout=5)
+    plain = cluster.run_command
+
+    def together(command, timeout, secrets=(), hide_env=()):
+        barrier.wait()
+        return plain(command, timeout, secrets, hide_env)
+
+    cluster.run_command = together
+    c = ctx(CreateContext)
+    new = ClientConfig(world=cluster.world(ENV)).create(c, client_state(cluster, ["web-1", "web-2", "web-3"],
+                                                                        batch_size=3))
+    assert not errors(c), c.diagnostics
+    assert set(new["observed"].values()) == {"accept-encrypted"}
+
+
+def test_settle_wait_looks_again_after_50ms_then_backs_off_to_poll_seconds(cluster):
+    # web-1 rejoins only on the 6th look after its restart.
+    looks, sleeps = [], []
+    members, sleep = cluster.members, cluster.sleep
+
+    def rejoining(http_addr, access=None, timeout=None):
+        seen = members(http_addr, access, timeout)
+        if cluster.commands:
+            looks.append(cluster.now)
+            if len(looks) < 6:
+                seen["web-1"] = "failed"
+        return seen
+
+    cluster.members = rejoining
+    cluster.sleep = lambda s: (sleeps.append(round(s, 6)), sleep(s))
+    c = ctx(CreateContext)
+    new = ClientConfig(world=cluster.world(ENV)).create(c, client_state(cluster, ["web-1"], poll_seconds=0.2))
+    assert not errors(c), c.diagnostics
+    assert new["observed"] == {"web-1": "accept-encrypted"}
+    assert sleeps == [0.05, 0.075, 0.1125, 0.16875, 0.2]
+
+
+def test_fails_stops_at_first_node_that_does_not_come_back(cluster):
+    cluster.nodes["web-1"].comes_back = False
+    c = ctx(CreateContext)
+    assert ClientConfig(world=cluster.world(ENV)).create(c, client_state(cluster, ["web-1", "web-2"])) is None
+    (err,) = errors(c)
+    assert err.summary == "Rollout of web stopped at web-1"
+    assert "member failed" in err.detail and "(web-2)" in err.detail
+    assert [c.split()[1] for c in cluster.commands] == ["web-1"]
+
+
+def test_server_params_self_managed_one_at_a_time(cluster):
+    for n in cluster.nodes.values():
+        n.phase = cluster.nodes["server-1"].phase
+    c = ctx(CreateContext)
+    new = ServerParams(world=cluster.world(ENV)).create(c, server_state(cluster, batch_size=5))
+    assert not errors(c), c.diagnostics
+    assert sum(": batch " in line and "->" in line for line in cluster.lines) == 2
+    assert new["observed"] == {"server-1": "send-encrypted", "server-2": "send-encrypted"}

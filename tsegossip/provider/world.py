@@ -1,0 +1,45 @@
+"""Every effect the resources have, in one replaceable value.
+
+Observing the cluster, writing a file, running a command, asking TSE, the clock and sleeping all
+go through a `World`, so tests pass a fake one (simulated cluster, fake time) and call the
+operations directly, without Terraform.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, TypeVar
+
+from .. import observe as obs
+from ..backends import commands, files, tse
+from ..waiting import Waited, wait_until
+from .progress import Progress
+
+T = TypeVar("T")
+
+
+@dataclass
+class World:
+    environ: Mapping[str, str]
+    progress: Callable[[str], None] = field(default_factory=Progress)
+    observe: Callable[..., obs.ClusterView] = obs.observe
+    members: Callable[..., dict] = obs.members
+    node_settings: Callable[..., obs.NodeView] = obs.node_settings
+    keyring: Callable[..., obs.KeyringView] = obs.keyring
+    write_fragment: Callable[[str, Mapping], str] = files.write_fragment
+    run_command: Callable[..., commands.CommandResult] = commands.run
+    describe_tse: Callable[[str, str], tse.InstanceStatus] | None = None
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+    def tse_status(self, instance_id: str, region: str) -> tse.InstanceStatus:
+        if self.describe_tse is not None:
+            return self.describe_tse(instance_id, region)
+        return tse.describe_instance(instance_id, region, environ=self.environ)
+
+    def wait_until(self, probe: Callable[[], tuple[bool, T]], *, timeout: float, interval: float,
+                   first: float | None = None, backoff: float = 1.0) -> Waited[T]:
+        """waiting.wait_until on this world's clock and sleep."""
+        return wait_until(probe, timeout=timeout, interval=interval, first=first, backoff=backoff,
+                          clock=self.clock, sleep=self.sleep)
