@@ -12,8 +12,8 @@ import os
 import sys
 
 from tsegossip import planner, spec
-from tsegossip.errors import PlanError, SpecError
-from tsegossip.keys import GossipKey, InvalidKey
+from tsegossip.errors import SpecError, UserError, one_line
+from tsegossip.keys import GossipKey, redact_text, remember_environ
 
 DEFAULT_SPEC = "examples/tse-smooth.yaml"
 
@@ -26,10 +26,10 @@ def main() -> int:
         plan = planner.plan(rollout)
     except SpecError as err:
         where = "" if err.source else "TSEGOSSIP_SPEC: "  # the file could not be read at all
-        print("\n".join(f"error: {where}{line}" for line in err.render().splitlines()), file=sys.stderr)
+        _print_error([f"error: {where}{line}" for line in err.render().splitlines()])
         return 1
-    except (PlanError, InvalidKey) as err:
-        print(f"error: {path}: {err}", file=sys.stderr)
+    except UserError as err:  # PlanError, InvalidKey, ...
+        _print_error([f"error: {one_line(path)}: {line}" for line in err.lines()])
         return 1
 
     from tsegossip.constructs import PhaseStack, PhaseStackProps
@@ -42,6 +42,11 @@ def main() -> int:
         previous = PhaseStack(app, step.stack, PhaseStackProps.for_step(plan, step, key, previous, state_dir))
     app.synth()
     return 0
+
+
+def _print_error(lines: list[str]) -> None:
+    remember_environ()  # the one redaction rule: no key in any encoding on any line we print
+    print("\n".join(redact_text(line) for line in lines), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -76,3 +76,44 @@ def test_keygen_prints_consul_style_key():
     for text in out:
         assert len(text) == 44
         assert len(base64.b64decode(text, validate=True)) == 32
+
+
+# ---- issue 18: one redaction rule for every printed line ----------------------------------------
+
+def test_redact_text_removes_every_encoding_and_every_16_character_run_of_a_remembered_key():
+    from tsegossip.keys import redact_text, remember
+    from tests.support import derived_key
+
+    key = derived_key("tsegossip redaction test")
+    raw = base64.b64decode(key)
+    remember(key)
+    forms = [key, key.rstrip("="), base64.urlsafe_b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode().rstrip("="),
+             raw.hex(), raw.hex().upper()]
+    for form in forms:
+        for shown in (form, f"x {form}", f"{form} ", f"http://{form}:8500", f"unknown field '{form}'", form[3:22], form[-17:]):
+            out = redact_text(shown)
+            assert not any(form[i:i + 16] in out for i in range(len(form) - 15)), out
+    assert redact_text("client_groups[0].name: 'web' is fine") == "client_groups[0].name: 'web' is fine"
+    assert redact_text(key[:15]) == key[:15]  # fewer than 16 characters are not the key
+
+
+def test_redact_text_also_catches_a_key_it_was_never_told_about():
+    from tsegossip.keys import redact_text
+    from tests.support import derived_key
+
+    stranger = derived_key("tsegossip a key nobody remembered")
+    out = redact_text(f"name: 'x {stranger}' does not match")
+    assert stranger not in out and stranger[4:-4] not in out
+    for ordinary in ("/etc/consul.d/50-gossip.json", "http://g00-n00001.internal:8500", "ip-10-0-0-1-compute-internal-eu",
+                     "shop-undo2-accept-encrypted", "/var/lib/consul/config/gossip/fragment.json"):
+        assert redact_text(ordinary) == ordinary
+
+
+def test_render_lines_redacts_every_line():
+    from tsegossip.errors import UserError, render_lines
+    from tests.support import derived_key
+
+    key = GossipKey(derived_key("tsegossip render_lines test"))
+    lines = render_lines(UserError(f"--group: 'x{key.reveal()}' is not a group\nsecond {key.reveal()[2:30]}"), "s.yaml")
+    assert len(lines) == 2
+    assert all(key.reveal()[i:i + 16] not in line for line in lines for i in range(29))

@@ -31,7 +31,7 @@ FRAGMENTS = [fragment(p, GossipKey(TEST_KEY), reveal=True) for p in Phase] + [{}
 
 
 def slow_valid(name: str, doc) -> bool:
-    return not any(schemas.validator(name).iter_errors(doc))
+    return not any(schemas.reference_validator(name).iter_errors(doc))  # jsonschema alone, every item walked
 
 
 def fast_valid(name: str, doc) -> bool:
@@ -73,8 +73,17 @@ def _key_like() -> str:
 ODD_STRINGS = ["", " ", "web-1\n", "web-1 ", "\nweb-1", "WEB", "a" * 64, "a" * 63, "ins-ab", "ins-abcd",
                "http://x:8500", "http://x:8500/", "https://[::1]:8500", "ftp://x", "http://x:123456",
                "enforced", "plaintext", "accept-encrypted", "send-encrypted", "tse", "self-managed",
-               "smooth", "direct", "ap-guangzhou", "é", "web_1", "1web", "-web"]
+               "smooth", "direct", "ap-guangzhou", "é", "web_1", "1web", "-web",
+               # issue 18's rules: ports, hosts, paths, templates
+               "http://x:0", "http://x:1", "http://x:65535", "http://x:65536", "http://x:08500", "http://:8500",
+               "http://a..b:8500", "http://-a:8500", "http://a-:8500", "http://10.0.0.1", "http://x:8500\n",
+               "/etc/c.json", "/etc/{node}.json", "/etc/{node}/../c.json", "/etc/./c.json", "/etc//c.json",
+               "/etc/", "/", "etc/c.json", "/etc/{http_addr}.json", "/etc/{config_path}", "/etc/{{node}}.json",
+               "/etc/...", "/etc/.hidden", "/etc/c.json\n", "/etc/{node", "/etc/node}",
+               "ssh {node} restart", "ssh {nope}", "ssh {0}", "ssh {}", "ssh {node.__init__}", "ssh {node[0]}",
+               "ssh {node!r}", "ssh {node:>9}", "r {config_path} {http_addr}", "a\tb", "a\nb", "{{}}", "{{node}}"]
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 5000), st.floats(allow_nan=False, width=32),
+                    st.sampled_from([999, 1000, 1001, 10 ** 30]),
                     st.sampled_from(ODD_STRINGS), st.text(max_size=12),
                     st.sampled_from(["KEY", "UUID"]).map(lambda w: _key_like() if w == "KEY" else str(uuid.UUID(int=7))))
 values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
@@ -144,11 +153,13 @@ def test_generated_specs_agree_on_validity_defaults_secrets_and_messages(doc):
     assert schemas.apply_defaults("rollout", doc) == reference_defaults(root, root, doc)
     if spec._secret_problems(doc, []):
         assert spec._may_hold_secrets(doc)
+    # the detailed validator's shortcut (valid items are not walked again) changes no message
+    assert schemas.problems("rollout", doc) == schemas.problems("rollout", doc, using=schemas.reference_validator("rollout"))
     # the whole parse: same model or same messages, whichever validator ran
     fast = _outcome(doc)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(schemas, "is_valid", lambda name, d: False)  # force the detailed path
-        mp.setattr(spec, "_may_hold_secrets", lambda d: True)
+        mp.setattr(spec, "_may_hold_secrets", lambda d, *gathered: True)
         slow = _outcome(doc)
     assert fast == slow
 
@@ -179,3 +190,25 @@ def test_a_key_hidden_in_a_node_list_is_still_found():
     doc["client_groups"][0]["nodes"].append({"name": _key_like(), "http_addr": "http://x:8500"})
     assert spec._may_hold_secrets(doc)
     assert any("looks like a literal gossip key" in p for p in _outcome(doc))
+
+
+@pytest.mark.parametrize("field", ["servers.http_addr", "client_groups.0.nodes.0.http_addr", "client_groups.0.config_path",
+                                   "client_groups.0.restart_command", "client_groups.0.batch_size"])
+def test_every_odd_value_in_every_rule_bearing_field_agrees(field):
+    # issue 18 tightened these fields (ports, normalised paths, template placeholders, batch bound)
+    for value in [*ODD_STRINGS, 0, 1, 999, 1000, 1001, 10 ** 30]:
+        doc = copy.deepcopy(SPECS[0])
+        node = doc
+        *parents, last = field.split(".")
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        node[last] = value
+        assert fast_valid("rollout", doc) == slow_valid("rollout", doc), (field, value)
+        assert _outcome(doc) == _outcome_slow(doc), (field, value)
+
+
+def _outcome_slow(doc):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(schemas, "is_valid", lambda name, d: False)
+        mp.setattr(spec, "_may_hold_secrets", lambda d, *gathered: True)
+        return _outcome(doc)

@@ -236,12 +236,97 @@ def test_fails_a_spec_over_the_size_limit_before_reading_it(tmp_path, monkeypatc
         spec.read_document(big)
 
 
-def test_yaml_errors_read_as_before_with_the_fast_loader(tmp_path):
+def test_yaml_syntax_errors_give_line_and_column(tmp_path):
+    # issue 18: libyaml's own error, with where it is (the pure-Python reparse is gone: it took seconds on 1 MB)
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
     with pytest.raises(SpecError) as err:
         spec.read_document(bad)
-    import yaml
-    with pytest.raises(yaml.YAMLError) as pure:
-        yaml.safe_load("name: [unclosed\n")
-    assert str(err.value.problems[0]).endswith(str(pure.value).splitlines()[0])
+    [p] = [str(q) for q in err.value.problems]
+    assert p == (f"{bad} is not valid YAML: line 2, column 1 (in name[1]): did not find expected ',' or ']' "
+                 "(while parsing a flow sequence at line 1, column 7)")
+
+
+# --- issue 18: data only, bounded ------------------------------------------------------------
+
+def _yaml(tmp_path, text):
+    f = tmp_path / "s.yaml"
+    f.write_text(text)
+    with pytest.raises(SpecError) as err:
+        spec.load(f)
+    return [str(p) for p in err.value.problems]
+
+
+def test_yaml_is_read_as_yaml_1_2_core_data(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("a: 2024-01-01\nb: 1:30\nc: yes\nd: 0o17\ne: 0x1f\nf: 1e3\ng: ~\nh: True\ni: '5'\nj: !!str 5\nk: -.inf\n")
+    assert spec.read_document(f) == {"a": "2024-01-01", "b": "1:30", "c": "yes", "d": 15, "e": 31, "f": 1000.0,
+                                     "g": None, "h": True, "i": "5", "j": "5", "k": float("-inf")}
+
+
+def test_fails_yaml_aliases_at_once(tmp_path):
+    bomb = "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
+        f"{c}: &{c} [{','.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    [p] = _yaml(tmp_path, bomb)
+    assert p.endswith("b[0]: YAML aliases (*name) are not allowed; write the value out (line 2, column 8)")
+
+
+def test_fails_duplicate_fields_in_yaml_and_json(tmp_path):
+    [p] = _yaml(tmp_path, "name: a\nservers: {type: tse}\nname: b\n")
+    assert p == "name: duplicate field; each field may appear once in a mapping (line 3, column 1)"
+    f = tmp_path / "s.json"
+    f.write_text('{"servers": {"type": "tse", "type": "x"}}')
+    with pytest.raises(SpecError) as err:
+        spec.load(f)
+    assert [str(q) for q in err.value.problems] == ["servers.type: duplicate field; each field may appear once in an object"]
+
+
+def test_fails_tags_non_string_field_names_depth_and_huge_integers(tmp_path):
+    assert _yaml(tmp_path, "name: !!binary aGk=\n")[0].endswith(
+        "name: YAML tag !!binary is not allowed; a spec holds only strings, numbers, booleans, null, lists and mappings (line 1, column 7)")
+    assert _yaml(tmp_path, "servers:\n  1: x\n")[0].endswith("servers: field name 1 is not a string (int); quote it (line 2, column 3)")
+    assert "nested deeper than 32 levels" in _yaml(tmp_path, "name: " + "[" * 40 + "]" * 40 + "\n")[0]
+    assert _yaml(tmp_path, "name: " + "7" * 5000 + "\n")[0].endswith("name: an integer of 5000 digits; at most 100 (line 1, column 7)")
+
+
+def test_fails_values_no_json_holds_even_in_memory():
+    import datetime
+    doc = copy.deepcopy(BASE)
+    doc["name"] = datetime.date(2024, 1, 1)
+    doc["timeouts"] = {"poll_seconds": float("nan")}
+    doc["client_groups"][0][3] = "x"
+    assert problems(doc) == [
+        "client_groups[0]: field name 3 is not a string (int); quote it",
+        "name: a date value has the wrong type; a spec holds only strings, numbers, booleans, null, lists and mappings",
+        "timeouts.poll_seconds: nan is not a finite number",
+    ]
+
+
+def test_fails_the_key_from_key_env_in_any_encoding_anywhere(monkeypatch):
+    from tests.support import derived_key
+    key = derived_key("tsegossip test_spec key_env key")
+    raw = base64.b64decode(key)
+    monkeypatch.setenv("TSEGOSSIP_KEY", key)
+    for form in (key, base64.urlsafe_b64encode(raw).decode().rstrip("="), raw.hex().upper()):
+        [p] = problems(edited(client_groups__0__restart_command=f"ssh {{node}} K={form} restart"))
+        assert p.startswith("client_groups[0].restart_command: this value holds the gossip key")
+        assert form not in p
+
+
+def test_fails_templates_paths_ports_and_batch_sizes_at_validate_time():
+    assert problems(edited(client_groups__0__restart_command="ssh {node.__class__}")) == [
+        "client_groups[0].restart_command: '{node.__class__}' reaches into a value (attribute or index access is not "
+        "allowed); allowed placeholders: {node}, {config_path}, {http_addr} (write {{ and }} for literal braces)"]
+    [p] = problems(edited(client_groups__0__config_path="/etc/../g.json"))
+    assert p.startswith("client_groups[0].config_path: '/etc/../g.json' is not an absolute, normalised file path")
+    [p] = problems(edited(servers__http_addr="http://tse.test:65536"))
+    assert p.startswith("servers.http_addr: 'http://tse.test:65536' is not an address like http://host:8500")
+    assert problems(edited(client_groups__0__batch_size=1001)) == ["client_groups[0].batch_size: 1001 is out of range; allowed: <= 1000"]
+
+
+def test_many_problems_stop_at_a_screenful():
+    doc = copy.deepcopy(BASE)
+    doc["client_groups"][0]["nodes"] = [{"name": f"bad name {i}", "http_addr": "x"} for i in range(500)]
+    found = problems(doc)
+    assert len(found) == spec.MAX_PROBLEMS + 1
+    assert found[-1] == f"stopped after {spec.MAX_PROBLEMS} problems; fix these and run again"

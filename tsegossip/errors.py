@@ -7,6 +7,12 @@ and exits 1. Anything else that escapes is our bug ("internal error", exit 3).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
+
+# The one redaction rule, applied to every line render_lines returns. tsegossip.keys (which imports
+# this module, so this module cannot import it) installs keys.redact_text here when it is imported;
+# every UserError that could carry a key (InvalidKey, SpecError via spec) comes with keys loaded.
+REDACT: Callable[[str], str] = lambda line: line
 
 
 @dataclass(frozen=True)
@@ -17,7 +23,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        text = f"{self.path}: {self.message}" if self.path else self.message
+        return one_line(text)
 
 
 class UserError(Exception):
@@ -31,12 +38,23 @@ class UserError(Exception):
 
 
 def render_lines(err: UserError, source: str = "") -> list[str]:
-    """The lines the CLI prints for `err`: `error: <source>: <line>`, unless the error names its source."""
+    """The lines the CLI prints for `err`: `error: <source>: <line>`, unless the error names its source.
+
+    Every line passes the one redaction rule (tsegossip.keys.redact_text): no key, in any encoding,
+    ever reaches a terminal or a log through an error.
+    """
     if not err.prefixed:
-        return err.lines()
+        return [REDACT(line) for line in err.lines()]
     text = str(err)
     prefix = f"{source}: " if source and not text.startswith(source) else ""
-    return [f"error: {prefix}{line}" for line in err.lines()]
+    return [REDACT(f"error: {prefix}{line}") for line in err.lines()]
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks and other control characters escaped: one problem, one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 class SpecError(UserError):
@@ -50,7 +68,7 @@ class SpecError(UserError):
         super().__init__(self.render())
 
     def render(self) -> str:
-        where = f"{self.source}: " if self.source else ""
+        where = f"{one_line(self.source)}: " if self.source else ""
         return "\n".join(f"{where}{p}" for p in self.problems)
 
     def lines(self) -> list[str]:

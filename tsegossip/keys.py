@@ -14,6 +14,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
+from . import errors
 from .errors import UserError
 
 VALID_SIZES = (16, 24, 32)
@@ -47,6 +48,7 @@ class GossipKey:
                 "(key size must be 16, 24 or 32 bytes)"
             )
         object.__setattr__(self, "_encoded", stripped)
+        remember(stripped)  # from now on every printed line is cleaned of it, in every encoding
 
     @classmethod
     def generate(cls) -> GossipKey:
@@ -129,14 +131,198 @@ def looks_like_key(text: str) -> bool:
         return False
 
 
+# ---- the one redaction rule ------------------------------------------------------------------
+#
+# Every key this process has seen (GossipKey, the spec's key_env, key-looking environment values)
+# is remembered in all its encodings. `redact_text` replaces any run of MIN_RUN or more characters
+# of any of those encodings, and any token that looks like a key by itself; every line the
+# program prints or logs goes through it. `key_problem` is the spec loader's side of the same rule.
+
+MIN_RUN = 16
+_FORMS: set[str] = set()        # every clear encoding of every remembered key
+_GRAMS: set[str] = set()        # their MIN_RUN-character pieces, matched as they are
+_HEX_GRAMS: set[str] = set()    # the pieces of the hex forms, matched without regard to case
+_HEX_FORMS: set[str] = set()    # lower-case hex encodings, matched without regard to case
+
+
+def encodings(secret: str) -> set[str]:
+    """The forms a key is written in: standard and URL-safe base64, with and without padding, hex."""
+    text = secret.strip()
+    forms = {text}
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if ("-" in text or "_" in text) else None,
+                               validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) >= 12:
+        std = base64.b64encode(raw).decode()
+        url = base64.urlsafe_b64encode(raw).decode()
+        forms |= {std, std.rstrip("="), url, url.rstrip("="), raw.hex()}
+    return {f for f in forms if len(f) >= MIN_RUN}
+
+
+def remember(secret: str | None) -> None:
+    """Treat `secret` (a key, or whatever a key variable holds) as never to be printed."""
+    if not isinstance(secret, str) or len(secret.strip()) < MIN_RUN:
+        return
+    for form in encodings(secret):
+        if form in _FORMS:
+            continue
+        _FORMS.add(form)
+        is_hex = re.fullmatch(r"[0-9a-f]+", form) is not None
+        if is_hex:
+            _HEX_FORMS.add(form)
+        (_HEX_GRAMS if is_hex else _GRAMS).update(form[i:i + MIN_RUN] for i in range(len(form) - MIN_RUN + 1))
+
+
+def remember_environ(environ=None) -> None:
+    """Remember every environment value that is a gossip key: redaction before any spec is read."""
+    for value in (os.environ if environ is None else environ).values():
+        if looks_like_key(value.strip()):
+            remember(value)
+
+
+def remembered_forms() -> frozenset[str]:
+    return frozenset(_FORMS)
+
+
+_RUN = re.compile(r"[A-Za-z0-9+/_-]+=*")
+# last character of the canonical encoding of 16 bytes (4 zero bits) and of 32 bytes (2 zero bits)
+_END16 = set("AQgw")
+_END32 = set("AEIMQUYcgkosw048")
+
+
+def _keyish(tok: str) -> bool:
+    """A run of base64 characters that is exactly the canonical encoding of 16, 24 or 32 bytes."""
+    body = tok.rstrip("=")
+    pad = len(tok) - len(body)
+    n = len(body)
+    if ("+" in body or "/" in body) and ("-" in body or "_" in body):
+        return False
+    if n == 22 and pad in (0, 2):
+        end = _END16
+    elif n == 43 and pad in (0, 1):
+        end = _END32
+    elif n == 32 and pad == 0:
+        end = None
+    else:
+        return False
+    last = body[-1].translate(_URL_TO_STD)
+    if end is not None and last not in end:
+        return False
+    if pad and n != 32:
+        return True  # padded and canonical: a key's own shape
+    return any(c.isdigit() for c in body) and any(c.isupper() for c in body) and any(c.islower() for c in body)
+
+
+_URL_TO_STD = str.maketrans("-_", "+/")
+
+
+def _candidates(run: str):
+    """The run itself and every stretch of it between '/' (a key may sit in a path or a URL)."""
+    yield run
+    if "/" in run:
+        parts = run.split("/")
+        for i in range(len(parts)):
+            for j in range(i + 1, len(parts) + 1):
+                if (i, j) != (0, len(parts)):
+                    yield "/".join(parts[i:j])
+
+
+def key_like_spans(text: str) -> list[tuple[int, int]]:
+    """Where `text` holds something that looks like a key by itself (no remembered key needed)."""
+    spans = []
+    for m in _RUN.finditer(text):
+        run = m.group()
+        if len(run) < 22:
+            continue
+        for cand in _candidates(run):
+            if _keyish(cand):
+                start = m.start() + run.index(cand)
+                spans.append((start, start + len(cand)))
+                break
+    return spans
+
+
+def _remembered_spans(text: str) -> list[tuple[int, int]]:
+    if not (_GRAMS or _HEX_GRAMS) or len(text) < MIN_RUN:
+        return []
+    spans = []
+    for grams, hay in ((_GRAMS, text), (_HEX_GRAMS, text.lower() if _HEX_GRAMS else "")):
+        for gram in grams:
+            i = hay.find(gram)
+            while i >= 0:
+                spans.append((i, i + MIN_RUN))
+                i = hay.find(gram, i + 1)
+    return spans
+
+
+def redact_text(text: str) -> str:
+    """`text` with every remembered key (any encoding, any 16+ character run of one) and every
+    key-looking token replaced. The one rule for every line printed or logged."""
+    if not isinstance(text, str):
+        text = str(text)
+    spans = _remembered_spans(text)
+    marked = [(s, e, "<redacted>") for s, e in _merge(spans)]
+    for s, e in key_like_spans(text):
+        if not any(s < me and ms < e for ms, me, _ in marked):
+            marked.append((s, e, redact(text[s:e])))
+    if not marked:
+        return text
+    out, at = [], 0
+    for s, e, shown in sorted(marked):
+        out.append(text[at:s])
+        out.append(shown)
+        at = e
+    out.append(text[at:])
+    return "".join(out)
+
+
+def _merge(spans):
+    merged: list[list[int]] = []
+    for s, e in sorted(spans):
+        if merged and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    return [(s, e) for s, e in merged]
+
+
+def key_problem(text: str, forms=None) -> str | None:
+    """Why `text` (a value or a field name from a spec) holds a gossip key, or None.
+
+    A remembered key in any encoding anywhere in it, a whole value that is a key, or a token inside
+    it that is a key's canonical encoding. The answer never quotes the key.
+    """
+    if not isinstance(text, str):
+        return None
+    forms = _FORMS if forms is None else forms
+    if forms:
+        lower = None
+        for form in forms:
+            if form in _HEX_FORMS:
+                lower = text.lower() if lower is None else lower
+                if form in lower:
+                    return "holds the gossip key (hex)"
+            elif form in text:
+                return "holds the gossip key"
+    if looks_like_key(text):
+        return "looks like a literal gossip key (base64 of 16, 24 or 32 bytes)"
+    if key_like_spans(text):
+        return "holds something that looks like a literal gossip key (base64 of 16, 24 or 32 bytes)"
+    return None
+
+
 def scrub(value):
     """A copy of a JSON-like value with every key-looking string redacted (for messages)."""
     if isinstance(value, dict):
-        return {k: scrub(v) for k, v in value.items()}
+        return {scrub(k) if isinstance(k, str) else k: scrub(v) for k, v in value.items()}
     if isinstance(value, list):
         return [scrub(v) for v in value]
-    if isinstance(value, str) and looks_like_key(value):
-        return redact(value)
+    if isinstance(value, str):
+        if looks_like_key(value):
+            return redact(value)
+        return redact_text(value) if len(value) >= MIN_RUN else value
     return value
 
 
@@ -148,3 +334,12 @@ def fingerprint_of(encoded: str) -> str:
 def redact(encoded: str) -> str:
     text = encoded.strip()
     return f"{text[:4]}*********{text[-4:]}"
+
+
+def _redact_line(line: str) -> str:
+    remember_environ()  # a key in the environment is redacted even before any spec names it
+    return redact_text(line)
+
+
+# errors cannot import this module (it imports errors): it is handed the rule instead
+errors.REDACT = _redact_line

@@ -9,7 +9,7 @@ import argparse
 import json
 
 from ..errors import UserError
-from ..keys import GossipKey, InvalidKey
+from ..keys import GossipKey, InvalidKey, redact_text
 
 
 def register(sub) -> None:
@@ -56,7 +56,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .. import spec  # on use: keeps `lab restart` light (see tsegossip.cli)
+    from .. import planner, spec  # on use: keeps `lab restart` light (see tsegossip.cli)
+    from ..errors import PlanError
 
     rollout = spec.load(args.spec)
     problems = []
@@ -65,13 +66,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
             key = GossipKey.from_env(rollout.key_env)
         except InvalidKey as err:
             problems.append(f"key_env: {err}")
+    try:
+        planner.plan(rollout)  # every check `plan` runs: a spec that validates also plans
+    except PlanError as err:
+        problems.extend(err.lines())
     if problems:
         raise UserError("\n".join(f"{args.spec}: {p}" for p in problems))
     nodes = len(rollout.servers.nodes) + sum(len(g.nodes) for g in rollout.client_groups)
     msg = f"{args.spec}: valid ({rollout.strategy}, target {rollout.target}, {len(rollout.client_groups)} client group(s), {nodes} listed node(s))"
     if not args.skip_key:
         msg += f"; key {key.redacted} sha256:{key.fingerprint}"
-    print(msg)
+    print(redact_text(msg))
     return 0
 
 
@@ -82,8 +87,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     render = {"text": report.as_text, "markdown": report.as_markdown, "json": report.as_json}[args.format]
     out = render(plan, key)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(out if out.endswith("\n") else out + "\n")
+        try:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(out if out.endswith("\n") else out + "\n")
+        except OSError as err:  # a missing directory, a directory, no permission
+            raise UserError(f"-o/--output: cannot write {args.output!r}: {err.strerror or err.__class__.__name__}") from None
     else:
         print(out)
     return 0

@@ -40,6 +40,9 @@ class Progress:
         self.tty = (env.get("TSEGOSSIP_PROGRESS_TTY", "1") != "0") if tty is None else tty
 
     def __call__(self, line: str) -> None:
+        from ..keys import redact_text  # the one redaction rule: no key, in any encoding, in any log line
+
+        line = redact_text(line)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
         try:
             print(f"[INFO] tsegossip: {line}", file=self.stderr, flush=True)
