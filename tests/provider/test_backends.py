@@ -43,7 +43,7 @@ def test_fails_invalid_fragment_without_showing_key(tmp_path):
 
 
 def test_fails_bad_path_template():
-    with pytest.raises(files.FragmentError, match="allowed placeholders"):
+    with pytest.raises(files.FragmentError, match="allowed placeholder: {node}"):
         files.render_path("/etc/{nodes}.json", "a", "b")
 
 

@@ -21,12 +21,12 @@ class FragmentError(ValueError):
 
 
 def render_path(template: str, node: str, http_addr: str) -> str:
-    """config_path for one node: the template with {node} and {http_addr} filled in."""
+    """config_path for one node: the template with {node} filled in (the schema allows no other placeholder)."""
     try:
         return template.format(node=node, http_addr=http_addr)
     except (KeyError, IndexError, ValueError) as err:
         raise FragmentError(
-            f"config_path {template!r} is not a valid template ({err}); allowed placeholders: {{node}}, {{http_addr}}"
+            f"config_path {template!r} is not a valid template ({err}); allowed placeholder: {{node}}"
         ) from None
 
 

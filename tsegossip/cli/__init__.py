@@ -56,5 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # never a traceback for users; TSEGOSSIP_DEBUG=1 shows it
         if os.environ.get("TSEGOSSIP_DEBUG"):
             raise
-        print(f"internal error: {err.__class__.__name__}: {err} (set TSEGOSSIP_DEBUG=1 for details)", file=sys.stderr)
+        from ..keys import redact_text  # an internal error may quote anything, a key included
+
+        print(redact_text(f"internal error: {err.__class__.__name__}: {err} (set TSEGOSSIP_DEBUG=1 for details)"),
+              file=sys.stderr)
         return EXIT_INTERNAL
