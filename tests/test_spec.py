@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tsegossip import spec
+from tsegossip.spec import reading
 from tsegossip.errors import SpecError
 from tsegossip.phases import Phase
 from tests.support import EXAMPLES, TEST_KEY
@@ -230,7 +231,7 @@ def test_fails_a_symlink_loop_naming_it(tmp_path):
 def test_fails_a_spec_over_the_size_limit_before_reading_it(tmp_path, monkeypatch):
     big = tmp_path / "big.json"
     big.write_text("{}" + " " * 200)
-    monkeypatch.setattr(spec, "MAX_SPEC_BYTES", 100)
+    monkeypatch.setattr(reading, "MAX_SPEC_BYTES", 100)  # where read_document looks it up
     monkeypatch.setattr(type(big), "read_text", lambda *a, **k: pytest.fail("read although too large"))
     with pytest.raises(SpecError, match=r"big.json is 202 bytes; a spec may be at most 100 bytes"):
         spec.read_document(big)

@@ -1,0 +1,93 @@
+"""The rollout model: what a valid spec becomes, as plain frozen dataclasses and enums.
+
+Its own module because most code above the spec layer (planner, constructs, check, report) needs
+only these types: no YAML, no schema, no limits. No I/O and no checks here.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ..phases import Phase
+
+
+class Strategy(enum.Enum):
+    SMOOTH = "smooth"
+    DIRECT = "direct"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ServerType(enum.Enum):
+    TSE = "tse"
+    SELF_MANAGED = "self-managed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    http_addr: str
+
+
+@dataclass(frozen=True)
+class Servers:
+    type: ServerType
+    phase: Phase
+    http_addr: str
+    instance_id: str | None = None
+    region: str | None = None
+    nodes: tuple[Node, ...] = ()
+    config_path: str | None = None
+    restart_command: str | None = None
+
+
+@dataclass(frozen=True)
+class ClientGroup:
+    name: str
+    phase: Phase
+    joined: bool
+    config_path: str
+    restart_command: str
+    batch_size: int
+    nodes: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class ConsulAccess:
+    """Names of the environment variables holding Consul API credentials (never values)."""
+
+    token_env: str = "CONSUL_HTTP_TOKEN"
+    cacert_env: str = "CONSUL_CACERT"
+    client_cert_env: str = "CONSUL_CLIENT_CERT"
+    client_key_env: str = "CONSUL_CLIENT_KEY"
+    datacenter: str | None = None
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    batch_seconds: int = 120
+    tse_seconds: int = 900
+    poll_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class Rollout:
+    name: str
+    strategy: Strategy
+    target: Phase
+    key_env: str
+    servers: Servers
+    client_groups: tuple[ClientGroup, ...]
+    consul: ConsulAccess = ConsulAccess()
+    timeouts: Timeouts = Timeouts()
+
+    def group(self, name: str) -> ClientGroup:
+        for g in self.client_groups:
+            if g.name == name:
+                return g
+        raise KeyError(name)
