@@ -1,8 +1,9 @@
 """One checkout, its own provider: no Terraform plugin cache shared between checkouts.
 
 cdktf-cli sets TF_PLUGIN_CACHE_DIR=~/.terraform.d/plugin-cache unless CDKTF_DISABLE_PLUGIN_CACHE_ENV
-is set, and with a filesystem mirror Terraform caches a *symlink* to the first mirror that installed
-the provider: every later deploy on the machine then runs that first checkout's provider code.
+is set, and with a filesystem mirror Terraform 1.0.3 cached a *symlink* to the first mirror that
+installed the provider: every later deploy on the machine then ran that first checkout's provider
+code (seen here with the project's earlier engine).
 
 Two "checkouts" here each have their own mirror whose provider launcher records which checkout it
 belongs to before starting the real provider. Both run the real `cdktf diff` (init + plan, which
@@ -74,24 +75,36 @@ def _run_both(tmp_path: Path, env: dict[str, str]) -> list[str]:
     return sorted(set(marker.read_text().split()))
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
+ENGINES = {"opentofu": "TERRAFORM_BINARY_NAME", "terraform-1.5.7": "TSEGOSSIP_TERRAFORM_157"}
+
+
+def _env(tmp_path: Path, engine: str) -> dict[str, str]:
     home = tmp_path / "home"
     home.mkdir()
-    return deploy.deploy_env(tmp_path / "spec.yaml", tmp_path / "progress.log", base={**os.environ, "HOME": str(home)})
+    exe = os.environ.get(ENGINES[engine], "")
+    if not os.access(exe, os.X_OK):
+        pytest.skip(f"${ENGINES[engine]} is not an executable engine: run ./bootstrap")
+    base = {**os.environ, "HOME": str(home), "TERRAFORM_BINARY_NAME": exe}
+    return deploy.deploy_env(tmp_path / "spec.yaml", tmp_path / "progress.log", base=base)
 
 
-def test_each_checkout_runs_its_own_provider(tmp_path):
-    env = _env(tmp_path)
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_each_checkout_runs_its_own_provider(tmp_path, engine):
+    env = _env(tmp_path, engine)
     assert _run_both(tmp_path, env) == ["first", "second"]
     assert not (tmp_path / "home" / ".terraform.d" / "plugin-cache").exists()
 
 
-def test_fails_without_the_guard_second_checkout_runs_the_firsts_provider(tmp_path):
-    # The trap itself, so the test above can fail: cdktf's default cache makes the second checkout
-    # run the first one's provider through the cached symlink.
-    env = _env(tmp_path)
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_fails_without_the_guard_a_shared_cache_appears_in_home(tmp_path, engine):
+    # Without the guard cdktf points the engine at ~/.terraform.d/plugin-cache, which is how Terraform
+    # 1.0.3 came to run another checkout's provider through a cached symlink. OpenTofu 1.12.6 and
+    # Terraform 1.5.7 were measured here not to take that symlink (each checkout still ran its own
+    # provider), but the shared cache is there all the same, and the guard keeps it out.
+    env = _env(tmp_path, engine)
     env.pop("CDKTF_DISABLE_PLUGIN_CACHE_ENV")
-    assert _run_both(tmp_path, env) == ["first"]
+    assert "first" in _run_both(tmp_path, env)
+    assert (tmp_path / "home" / ".terraform.d" / "plugin-cache").is_dir()
 
 
 def test_project_environment_disables_the_shared_cache():

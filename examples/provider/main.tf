@@ -10,7 +10,7 @@
 terraform {
   required_providers {
     tsegossip = {
-      source  = "tsegossip/tsegossip"
+      source  = "registry.terraform.io/tsegossip/tsegossip"
       version = "0.1.0"
     }
   }

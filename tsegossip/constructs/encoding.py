@@ -3,7 +3,7 @@ the benchmark's baseline, produces byte-identical attributes).
 
 Per-node maps never cross the jsii boundary value by value. A map(string) attribute is
 emitted as ONE string that Terraform evaluates back into the map (measured with Terraform
-1.0.3); a naive map attribute of 10,000 entries costs an order of magnitude more synth time.
+1.0.3; tests/constructs/test_terraform.py checks it on the project's engine); a naive map attribute of 10,000 entries costs an order of magnitude more synth time.
 
 - A small map (its JSON shorter than SPILL_MIN_CHARS) is inline: `${jsondecode("<json>")}`.
 - A large one, when the caller gives a `spill`, goes to a file beside the stack, named by
