@@ -41,3 +41,14 @@ MEASURED_COMPAT = [
     ("send-encrypted", "enforced", True),
     ("enforced", "enforced", True),
 ]
+
+
+def json_paths(doc, here=()):
+    """Every path into a JSON-like document (the root first), for tests that mutate specs."""
+    yield here
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from json_paths(v, (*here, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from json_paths(v, (*here, i))

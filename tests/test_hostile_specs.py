@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tsegossip import cli, spec
-from tests.support import EXAMPLES, ROOT, derived_key
+from tests.support import json_paths as _paths, EXAMPLES, ROOT, derived_key
 
 CORPUS = ROOT / "tests" / "fixtures" / "hostile"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text())
@@ -174,16 +174,6 @@ HOSTILE_VALUES = [
 YAML_VALUES = ["2024-01-01", "2001-12-14t21:59:43.10-05:00", "!!set {a, b}", "!!binary aGk=", "!custom x", "1:30",
                "yes", "no", "on", ".nan", "-.inf", "0x1F", "0o17", "1e3", "~", "!!str 5", "!!int x", "&a x", "*a",
                "[" * 40 + "]" * 40, "9" * 4400, "'@KEY@'", "!@KEY_URLSAFE@ x", "*@KEY_URLSAFE@"]
-
-
-def _paths(doc, here=()):
-    yield here
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            yield from _paths(v, (*here, k))
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc):
-            yield from _paths(v, (*here, i))
 
 
 json_values = st.recursive(

@@ -22,7 +22,7 @@ from tsegossip.agentconfig import fragment
 from tsegossip.errors import SpecError
 from tsegossip.keys import GossipKey
 from tsegossip.phases import Phase
-from tests.support import EXAMPLES, TEST_KEY
+from tests.support import json_paths as _paths, EXAMPLES, TEST_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = [spec.read_document(p) for p in sorted(EXAMPLES.glob("*.yaml"))] + [
@@ -89,16 +89,6 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 5000), st.floats(a
 values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
                                                        st.dictionaries(st.sampled_from(["name", "x", "nodes", "phase"]), inner, max_size=3)),
                       max_leaves=6)
-
-
-def _paths(doc, here=()):
-    yield here
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            yield from _paths(v, (*here, k))
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc):
-            yield from _paths(v, (*here, i))
 
 
 @st.composite
