@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ..expectations import NOT_JOINED, allowed_labels, listed_nodes
+from ..expectations import NOT_JOINED, addresses_by_node, allowed_labels, phases_by_node
 from ..keys import GossipKey
 from ..phases import Phase
 from ..planner import SERVERS, Step
@@ -332,6 +332,4 @@ def expectations(r: Rollout, step: Step) -> tuple[dict[str, str], dict[str, str]
     TSE servers are not listed (TSE does not expose its nodes); their phase is checked
     through the server params resource instead.
     """
-    before, after = listed_nodes(r, step.before), listed_nodes(r, step.after)
-    return ({n: e.phase for n, e in before.items()}, {n: e.phase for n, e in after.items()},
-            {n: e.http_addr for n, e in before.items()})
+    return phases_by_node(r, step.before), phases_by_node(r, step.after), addresses_by_node(r)
