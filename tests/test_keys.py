@@ -109,8 +109,9 @@ def test_redact_text_also_catches_a_key_it_was_never_told_about():
         assert redact_text(ordinary) == ordinary
 
 
-def test_render_lines_redacts_every_line():
-    from tsegossip.errors import UserError, render_lines
+def test_printed_error_lines_redact_every_line():
+    from tsegossip.cli import printed_lines as render_lines
+    from tsegossip.errors import UserError
     from tests.support import derived_key
 
     key = GossipKey(derived_key("tsegossip render_lines test"))

@@ -7,13 +7,6 @@ and exits 1. Anything else that escapes is our bug ("internal error", exit 3).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
-# The one redaction rule, applied to every line render_lines returns. tsegossip.keys (which imports
-# this module, so this module cannot import it) installs keys.redact_text here when it is imported;
-# every UserError that could carry a key (InvalidKey, SpecError via spec) comes with keys loaded.
-REDACT: Callable[[str], str] = lambda line: line
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -40,14 +33,14 @@ class UserError(Exception):
 def render_lines(err: UserError, source: str = "") -> list[str]:
     """The lines the CLI prints for `err`: `error: <source>: <line>`, unless the error names its source.
 
-    Every line passes the one redaction rule (tsegossip.keys.redact_text): no key, in any encoding,
-    ever reaches a terminal or a log through an error.
+    Whoever prints them passes every line through the one redaction rule (`keys.redact_line`): the
+    printing layer redacts, so this vocabulary module needs no key code.
     """
     if not err.prefixed:
-        return [REDACT(line) for line in err.lines()]
+        return err.lines()
     text = str(err)
     prefix = f"{source}: " if source and not text.startswith(source) else ""
-    return [REDACT(f"error: {prefix}{line}") for line in err.lines()]
+    return [f"error: {prefix}{line}" for line in err.lines()]
 
 
 def one_line(text: str) -> str:

@@ -5,20 +5,29 @@ cluster with "node → the phase it must be in". A client group that has not joi
 special case: its nodes are expected *not* to be members, spelled `not-joined` wherever a phase name
 would stand (in Terraform attributes, plan JSON and tables). That spelling and its meaning live here.
 
-Imports only the vocabulary (phases); planner and spec types are named for the type checker only,
-so the provider can use this module without loading the planner or the schema validator.
+Imports only the vocabulary (phases): the planner imports this module, so the rollout and the
+planned state are described here by the little they must offer (`Listed`, `Phased`), not imported.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from .phases import Phase
 
-if TYPE_CHECKING:
-    from .planner import State
-    from .spec import Rollout
+
+class Phased(Protocol):
+    """A planned state (planner.State): each role's phase, None for a group that has not joined."""
+
+    def phase_of(self, role: str) -> Phase | None: ...
+
+
+class Listed(Protocol):
+    """A rollout (spec.Rollout): servers with their listed nodes, client groups with theirs."""
+
+    servers: Any
+    client_groups: Any
 
 NOT_JOINED = "not-joined"
 SERVERS = "servers"  # the role name of the servers, beside the client groups' names
@@ -61,12 +70,12 @@ class NodeExpectation:
     http_addr: str
 
 
-def _roles(rollout: Rollout) -> list:
+def _roles(rollout: Listed) -> list:
     roles = [(SERVERS, rollout.servers.nodes)] if rollout.servers.nodes else []
     return roles + [(g.name, g.nodes) for g in rollout.client_groups]
 
 
-def phases_by_node(rollout: Rollout, state: State) -> dict[str, str]:
+def phases_by_node(rollout: Listed, state: Phased) -> dict[str, str]:
     """Node name → the phase `state` puts it in (`listed_nodes` without the objects: a stack's gates
     need only this map, for every node of a 100,000-node fleet, three times per synth)."""
     out: dict[str, str] = {}
@@ -75,12 +84,12 @@ def phases_by_node(rollout: Rollout, state: State) -> dict[str, str]:
     return out
 
 
-def addresses_by_node(rollout: Rollout) -> dict[str, str]:
+def addresses_by_node(rollout: Listed) -> dict[str, str]:
     """Node name → its HTTP API address, for every listed node."""
     return {n.name: n.http_addr for _, nodes in _roles(rollout) for n in nodes}
 
 
-def listed_nodes(rollout: Rollout, state: State) -> dict[str, NodeExpectation]:
+def listed_nodes(rollout: Listed, state: Phased) -> dict[str, NodeExpectation]:
     """Every node the spec lists, in spec order, with the phase `state` puts it in.
 
     TSE servers are not listed (TSE does not expose its nodes): callers that need them observe the

@@ -14,7 +14,6 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
-from . import errors
 from .errors import UserError
 
 VALID_SIZES = (16, 24, 32)
@@ -336,10 +335,7 @@ def redact(encoded: str) -> str:
     return f"{text[:4]}*********{text[-4:]}"
 
 
-def _redact_line(line: str) -> str:
+def redact_line(line: str) -> str:
+    """The rule for a line about to be printed: every key seen so far, and any in the environment."""
     remember_environ()  # a key in the environment is redacted even before any spec names it
     return redact_text(line)
-
-
-# errors cannot import this module (it imports errors): it is handed the rule instead
-errors.REDACT = _redact_line

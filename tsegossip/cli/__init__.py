@@ -41,13 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def printed_lines(err: UserError, source: str = "") -> list[str]:
+    """What the CLI prints for a user error: its lines, each through the one redaction rule."""
+    from ..keys import redact_line  # loaded with the first error, not at every start
+
+    return [redact_line(line) for line in render_lines(err, source)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except UserError as err:
-        for line in render_lines(err, getattr(args, "spec", None) or ""):
+        for line in printed_lines(err, getattr(args, "spec", None) or ""):
             print(line, file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:
