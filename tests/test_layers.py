@@ -2,8 +2,8 @@
 
 Layers (ARCHITECTURE.md): vocabulary → spec → planner → constructs; the provider uses backends,
 observation and the verdict; the commands (check, report, deploy) and the CLI sit on top; the lab sits
-beside, on the vocabulary only. Every import counts, function-level ones included; imports under
-`if TYPE_CHECKING:` do not (they never run). No cycles between modules either.
+beside, on the vocabulary only. Every import counts, function-level ones and those under
+`if TYPE_CHECKING:` included (a type-only import upward is still a circle to a reader). No cycles either.
 """
 from __future__ import annotations
 
@@ -57,24 +57,13 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _type_checking_only(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
-    while node in parents:
-        node = parents[node]
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            return True
-    return False
-
-
 def imports_of(path: Path) -> set[str]:
     """The tsegossip modules `path` imports at run time (relative imports resolved)."""
     me = module_name(path)
     package = me if path.name == "__init__.py" else me.rpartition(".")[0]
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    parents = {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
     out: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)) and _type_checking_only(node, parents):
-            continue
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name.split(".")[0] == "tsegossip"}
         elif isinstance(node, ast.ImportFrom):
@@ -167,7 +156,7 @@ def test_fails_on_a_cycle():
 
 
 def test_reads_relative_function_level_and_lazy_imports(tmp_path):
-    # the scanner itself: a function-level relative import is seen, a TYPE_CHECKING one is not
+    # the scanner itself: a function-level relative import is seen
     g = graph()
     assert "tsegossip.constructs._cdk" in g["tsegossip.constructs.gossip"]
     assert "tsegossip.planner" not in g["tsegossip.expectations"]
