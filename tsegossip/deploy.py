@@ -21,6 +21,7 @@ from . import check
 from .errors import UserError
 from .keys import GossipKey
 from .planner import Plan, Step
+from .waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,12 +131,11 @@ def settled_check(plan: Plan, key: GossipKey, step: Step, settle_seconds: float,
     lost a race (a keyring query waiting on a serf round trip, a member still marked
     leaving); one more look settles it. A real problem is still there when time is up.
     """
-    deadline = time.monotonic() + settle_seconds
-    while True:
+    def look():
         verdict = check.run_check(plan.rollout, key, step.after)
-        if verdict.ok or time.monotonic() >= deadline:
-            return verdict
-        time.sleep(poll)
+        return verdict.ok, verdict
+
+    return wait_until(look, timeout=settle_seconds, interval=poll).value
 
 
 def deploy_steps(plan: Plan, spec_path: Path, key: GossipKey, workdir: Path, stacks: list[str] | None = None,

@@ -100,18 +100,21 @@ def wait_running(instance_id: str, region: str, timeout: float, poll: float,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> InstanceStatus:
     """Poll until the instance reports `running`; TSEError on a *_fail status, a missing instance or timeout."""
+    from ..waiting import wait_until
+
     describe = describe or describe_instance
-    deadline = clock() + timeout
-    while True:
+
+    def look() -> tuple[bool, InstanceStatus]:
         st = describe(instance_id, region)
         if on_poll:
             on_poll(st)
-        if st.running:
-            return st
         if st.status is None:
             raise TSEError(f"TSE instance {instance_id} is not listed in region {region}")
         if st.status in FAILED:
             raise TSEError(f"TSE instance {instance_id} reports {st.status}; look at the console's task log")
-        if clock() >= deadline:
-            raise TSEError(f"TSE instance {instance_id} still reports {st.status} after {timeout:.0f}s")
-        sleep(poll)
+        return st.running, st
+
+    waited = wait_until(look, timeout=timeout, interval=poll, clock=clock, sleep=sleep)
+    if not waited.ok:
+        raise TSEError(f"TSE instance {instance_id} still reports {waited.value.status} after {timeout:.0f}s")
+    return waited.value
