@@ -19,8 +19,10 @@ Floors, measured on the same machine before the runs:
              small lab understates the rollout's lab);
   t_stack    median wall time of `cdktf deploy` of a stack with no resources (a throwaway app
              in a temp dir; synth + terraform init/plan/apply, no provider).
-  floor          = steps * (server batches + client batches) * t_restart + steps * t_stack
-                   (the brief's floor: a batch restarts its nodes in parallel)
+  t_restart_server  the same for server-1..3 (by default servers do not leave on terminate,
+             Consul's default, so their restart is a stop and start);
+  floor          = steps * (servers * t_restart_server + client batches * t_restart) + steps * t_stack
+                   (the brief's floor: a batch restarts its nodes in parallel; servers one at a time)
   floor_small    = the same with t_restart_small, for comparison with earlier results
 """
 
@@ -79,7 +81,7 @@ def _restart_samples(c, nodes: list[str], until_rejoined: bool) -> tuple[list[fl
     return cmd_times, rejoin_times
 
 
-def measure_restart(workdir: Path, samples: int, clients: int, leave: bool = True) -> dict[str, list[float]]:
+def measure_restart(workdir: Path, samples: int, clients: int, leave: bool | None = None) -> dict[str, list[float]]:
     small = lab.up(workdir / "small", servers=3, clients=2, groups=1, timeout=30, leave_on_terminate=leave)
     try:
         small_cmd, _ = _restart_samples(small, ["web-1"] * samples, until_rejoined=False)
@@ -89,9 +91,12 @@ def measure_restart(workdir: Path, samples: int, clients: int, leave: bool = Tru
     try:
         nodes = [f"web-{1 + i % clients}" for i in range(samples)]
         cmd, rejoin = _restart_samples(full, nodes, until_rejoined=True)
+        # Servers restart differently (by default they do not leave): their own floor.
+        _, server_rejoin = _restart_samples(full, [f"server-{1 + i % 3}" for i in range(samples)],
+                                            until_rejoined=True)
     finally:
         lab.down(full, quiet=True)
-    return {"small_cmd": small_cmd, "cmd": cmd, "rejoin": rejoin}
+    return {"small_cmd": small_cmd, "cmd": cmd, "rejoin": rejoin, "server_rejoin": server_rejoin}
 
 
 EMPTY_APP = """
@@ -119,7 +124,7 @@ def measure_empty_stack(samples: int) -> list[float]:
     return times
 
 
-def one_run(workdir: Path, clients: int, batch: int, key: GossipKey, leave: bool = True) -> dict:
+def one_run(workdir: Path, clients: int, batch: int, key: GossipKey, leave: bool | None = None) -> dict:
     c = lab.up(workdir / "lab", servers=3, clients=clients, groups=1, timeout=60, leave_on_terminate=leave)
     name = f"bench-{os.getpid()}-{int(time.time()) % 100000}"
     try:
@@ -148,8 +153,9 @@ def main() -> int:
     ap.add_argument("--restart-samples", type=int, default=7)
     ap.add_argument("--stack-samples", type=int, default=3)
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    ap.add_argument("--no-leave", dest="leave", action="store_false",
-                    help="agents with leave_on_terminate=false: restarts are stop and start, not leave and rejoin")
+    ap.add_argument("--no-leave", dest="leave", action="store_const", const=False, default=None,
+                    help="agents with leave_on_terminate=false: restarts are stop and start, not leave and "
+                         "rejoin (default: Consul's own, clients leave gracefully and servers do not)")
     args = ap.parse_args()
 
     os.environ.setdefault(helpers.KEY_ENV, GossipKey.generate().reveal())
@@ -161,9 +167,11 @@ def main() -> int:
         t_restart = statistics.median(restarts["rejoin"])
         t_restart_cmd = statistics.median(restarts["cmd"])
         t_restart_small = statistics.median(restarts["small_cmd"])
+        t_restart_server = statistics.median(restarts["server_rejoin"])
         print(f"t_restart (restart and rejoin, 3+{args.clients} lab) median {t_restart:.2f}s of "
               f"{[round(t, 2) for t in restarts['rejoin']]}; command alone {t_restart_cmd:.2f}s; "
-              f"command alone on 3+2 lab {t_restart_small:.2f}s", flush=True)
+              f"command alone on 3+2 lab {t_restart_small:.2f}s; a server {t_restart_server:.2f}s of "
+              f"{[round(t, 2) for t in restarts['server_rejoin']]}", flush=True)
         stacks = measure_empty_stack(args.stack_samples)
         t_stack = statistics.median(stacks)
         print(f"t_stack (empty cdktf deploy) median {t_stack:.2f}s of {[round(t, 2) for t in stacks]}", flush=True)
@@ -176,7 +184,7 @@ def main() -> int:
                   flush=True)
     steps = runs[0]["n_steps"]
     client_batches = -(-args.clients // args.batch)
-    floor = steps * (servers + client_batches) * t_restart + steps * t_stack
+    floor = steps * (servers * t_restart_server + client_batches * t_restart) + steps * t_stack
     floor_small = steps * (servers + client_batches) * t_restart_small + steps * t_stack
     wall = statistics.median(r["wall"] for r in runs)
     out = {
@@ -185,7 +193,8 @@ def main() -> int:
         "servers": servers, "clients": args.clients, "batch": args.batch, "steps": steps,
         "leave_on_terminate": args.leave,
         "t_restart_median": t_restart, "t_restart_cmd_median": t_restart_cmd,
-        "t_restart_small_median": t_restart_small, "t_restart_samples": restarts,
+        "t_restart_small_median": t_restart_small, "t_restart_server_median": t_restart_server,
+        "t_restart_samples": restarts,
         "t_stack_median": t_stack, "t_stack_samples": stacks,
         "floor": floor, "floor_small": floor_small,
         "runs": runs, "wall_median": wall,

@@ -11,7 +11,7 @@ from typing import Mapping
 
 from . import observe
 from .agentconfig import KEYRING_WINS_LOG, stale_keyring_remedy
-from .expectations import NOT_JOINED, holds_key, must_be_member  # noqa: F401 (NOT_JOINED: re-exported)
+from .expectations import NOT_JOINED, must_be_member  # noqa: F401 (NOT_JOINED: re-exported)
 from .phases import Phase
 
 
@@ -22,7 +22,6 @@ class NodeVerdict:
     expected: str              # a phase name, or not-joined
     member: str                # alive / failed / left / absent / unknown
     observed: str              # a phase name, unreachable or unknown
-    keys: tuple[str, ...] | None  # fingerprints in the node's own keyring; None when not listed
     problems: tuple[str, ...]
 
     @property
@@ -44,10 +43,13 @@ class ClusterVerdict:
         return list(self.problems) + [f"{n.name}: {p}" for n in self.nodes for p in n.problems]
 
 
-def stale_keyring_fix(name: str, key_env: str) -> str:
+def stale_keyring_fix(key_env: str) -> str:
+    """Why some member may lack the key, and the fix. Consul 1.14 lists keyrings only cluster-wide
+    (`local-only` leaves out the WAN pool, not the other agents), so the member cannot be named."""
     return (
-        f"{name}'s keyring does not hold the key in ${key_env}: Consul keeps using <data_dir>/serf/local.keyring once it "
-        f"exists and ignores a changed `encrypt` (log: \"{KEYRING_WINS_LOG}\"). Fix: {stale_keyring_remedy(name)}"
+        f"a member whose keyring lacks the key in ${key_env} has a stale <data_dir>/serf/local.keyring: Consul keeps "
+        f"using it once it exists and ignores a changed `encrypt` (log: \"{KEYRING_WINS_LOG}\"). Fix: "
+        f"{stale_keyring_remedy('that agent')}"
     )
 
 
@@ -57,12 +59,10 @@ def judge(
     roles: Mapping[str, str],
     fingerprint: str | None,
     key_env: str = "the key variable",
-    local_keys: Mapping[str, observe.KeyringView] | None = None,
 ) -> ClusterVerdict:
     """Compare `view` with `expected` (node → phase name or not-joined).
 
-    fingerprint is the expected key's; None skips key checks. local_keys holds each
-    node's own keyring listing (local-only), when it was read.
+    fingerprint is the expected key's; None skips key checks.
     """
     cluster_problems: list[str] = []
     if view.members is None:
@@ -87,23 +87,15 @@ def judge(
                 problems.append(f"runs {node.describe() if node else observed}, expected {want}")
             if want != Phase.PLAINTEXT.value:
                 any_encrypted = True
-        keys: tuple[str, ...] | None = None
-        ring = (local_keys or {}).get(name)
-        if ring is not None and ring.ok:
-            keys = tuple(sorted(ring.fingerprints))
-            if fingerprint and holds_key(want) and fingerprint not in keys:
-                problems.append(stale_keyring_fix(name, key_env))
-        elif ring is not None and ring.empty:
-            keys = ()
-        rows.append(NodeVerdict(name, roles.get(name, ""), want, member, observed, keys, tuple(problems)))
+        rows.append(NodeVerdict(name, roles.get(name, ""), want, member, observed, tuple(problems)))
     ring_text = "not read"
     if view.keyring is not None:
         ring_text = view.keyring.describe()
         if any_encrypted and fingerprint:
             if view.keyring.ok and not view.keyring.holds_everywhere(fingerprint):
                 cluster_problems.append(
-                    f"the keyring does not hold key sha256:{fingerprint} on every node ({ring_text})"
-                )
+                    f"the keyring does not hold key sha256:{fingerprint} on every node ({ring_text}); "
+                    + stale_keyring_fix(key_env))
             elif not view.keyring.ok and not view.keyring.empty:
                 cluster_problems.append(f"cannot list the keyring: {view.keyring.error}")
     return ClusterVerdict(tuple(rows), ring_text, tuple(cluster_problems))

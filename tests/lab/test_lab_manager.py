@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 
+import consul
 import pytest
 
 from tsegossip import lab
@@ -33,7 +34,10 @@ def test_layout_and_spec(plain_lab, tmp_path):
         base = json.load(open(os.path.join(n.config_dir, "00-base.json")))
         assert base["node_name"] == n.name and base["data_dir"] == n.data_dir
         assert base["ports"]["serf_lan"] == n.serf_port and base["ports"]["http"] == n.http_port
-        assert base["server"] is (n.role == "server") and base["leave_on_terminate"] is True
+        # Consul's own leave_on_terminate per role unless asked: nothing written
+        assert base["server"] is (n.role == "server") and "leave_on_terminate" not in base
+        assert base.get("bootstrap_expect") == (3 if n.role == "server" else None)
+        assert base["ports"]["grpc_tls"] == -1 and base["ports"]["serf_wan"] == -1
         others = [s.serf_addr for s in plain_lab.servers if s.name != n.name]
         assert base["retry_join"] == others
         assert json.load(open(n.config_path)) == {}
@@ -66,14 +70,20 @@ def test_status_rows(plain_lab):
 
 def test_restart_stop_start(tmp_path, lab_binary, capsys, leave_waits):
     with lab.running_lab(tmp_path, servers=2, clients=2, groups=2, binary=lab_binary) as c:
-        old = lab.node_pid(c, "server-1")
-        lab.write_fragment(c, "server-1", {"bogus_key": 1, "ports": {"dns": 8600}})
-        lab.restart(c.workdir, "server-1", timeout=45)
-        assert lab.node_pid(c, "server-1") not in (None, old)
-        assert leave_waits == ["server-1"], "an agent that leaves on terminate is restarted after its leave"
-        assert "lab: restarted server-1" in capsys.readouterr().err
-        log = open(c.node("server-1").log_path).read()
-        assert 'config key "bogus_key"' in log and 'config key "ports.dns"' in log
+        # the restart re-reads the fragment: Consul refuses a key it does not know, naming it
+        lab.write_fragment(c, "server-1", {"bogus_key": 1})
+        with pytest.raises(lab.LabError, match="invalid config key bogus_key"):
+            lab.restart(c.workdir, "server-1", timeout=45)
+        assert leave_waits == [], "a server (Consul's default: no leave on terminate) is not waited out"
+        lab.write_fragment(c, "server-1", {"node_meta": {"restarted": "yes"}})
+        lab.start(c, "server-1", timeout=45)
+        me = consul.Consul(host="127.0.0.1", port=c.node("server-1").http_port).agent.self()
+        assert me["Meta"]["restarted"] == "yes"
+        old = lab.node_pid(c, "web-1")
+        lab.restart(c.workdir, "web-1", timeout=45)
+        assert lab.node_pid(c, "web-1") not in (None, old)
+        assert leave_waits == ["web-1"], "an agent that leaves on terminate is restarted after its leave"
+        assert "lab: restarted web-1" in capsys.readouterr().err
         lab.wait_converged(c, timeout=10)
         assert lab.stop(c, "web-1") == "stopped"
         assert lab.node_pid(c, "web-1") is None and lab.stop(c, "web-1") == "not running"
@@ -132,7 +142,7 @@ def test_bad_key_fails_start_with_log(tmp_path, lab_binary):
         assert "exited during start-up" in str(ei.value)
         assert "encrypt has invalid key: illegal base64 data" in str(ei.value)
         lab.write_fragment(c, "web-1", {"encrypt": "AAAA"})  # valid base64, 3 bytes
-        with pytest.raises(lab.LabError, match="encrypt has invalid key: key size must be 16, 24 or 32 bytes"):
+        with pytest.raises(lab.LabError, match="Failed to configure keyring: Invalid key: key size must be 16, 24 or 32 bytes"):
             lab.start(c, "web-1", timeout=10)
 
 

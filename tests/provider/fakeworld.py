@@ -69,13 +69,11 @@ class FakeCluster:
         return self._view(name or address.split("//")[1].split(":")[0])
 
     def keyring(self, address, access=None, timeout=None, local_only=False):
-        if local_only:
-            name = address.split("//")[1].split(":")[0]
-            keyed = {name: self.nodes[name]} if self.nodes[name].keys else {}
-        else:
-            keyed = {name: n for name, n in self.nodes.items() if n.status == "alive"}
-            if any(not n.keys for n in keyed.values()):
-                return obs.KeyringView(error=obs.KEYRING_EMPTY, empty=True)
+        # As Consul 1.14: every agent relays the same LAN-wide listing (local-only only drops the WAN).
+        keyed = {name: n for name, n in self.nodes.items() if n.status == "alive"}
+        if any(not n.keys for n in keyed.values()):
+            keyless = tuple(sorted(name for name, n in keyed.items() if not n.keys))
+            return obs.KeyringView(error=obs.KEYRING_EMPTY, empty=True, unkeyed=keyless)
         if not keyed:
             return obs.KeyringView(error=obs.KEYRING_EMPTY, empty=True)
         counts: dict[str, int] = {}

@@ -9,13 +9,24 @@ from tsegossip.keys import GossipKey
 from tsegossip.provider.resources import PhaseGate
 
 
-def test_gate_passes_with_mixed_phases_and_per_node_keyring(cluster):
+def test_gate_passes_with_mixed_phases_and_keyless_plaintext_members(cluster):
     expected = {"server-1": "accept-encrypted", "server-2": "accept-encrypted", "web-1": "plaintext",
                 "web-2": "plaintext", "web-3": "plaintext", "new-1": "not-joined"}
     c = ctx(CreateContext)
     new = PhaseGate(world=cluster.world(ENV)).create(c, gate_state(cluster, expected))
     assert not errors(c), c.diagnostics
     assert new["verdict"].startswith("ok: 5 node(s) alive") and KEY.fingerprint in new["verdict"]
+    assert "(web-1, web-2, web-3, expected plaintext)" in new["verdict"]
+
+
+def test_gate_fails_when_a_member_meant_to_be_keyed_has_no_keyring(cluster):
+    cluster.nodes["server-2"].keys.clear()
+    expected = {"server-1": "accept-encrypted", "server-2": "accept-encrypted", "web-1": "plaintext",
+                "web-2": "plaintext", "web-3": "plaintext"}
+    c = ctx(CreateContext)
+    assert PhaseGate(world=cluster.world(ENV)).create(c, gate_state(cluster, expected)) is None
+    (err,) = errors(c)
+    assert "the cluster-wide keyring listing failed" in err.detail
 
 
 def test_fails_gate_lists_each_mismatch(cluster):
@@ -52,6 +63,10 @@ def test_after_gate_waits_for_a_settled_phase_mismatch(cluster):
 
 
 def test_fails_gate_key_not_in_keyring(cluster):
+    # Only keyed members in the pool: Consul's listing answers, and counts the key on 1 of 2.
+    # (With plaintext members in the pool it cannot: see the mixed-phases test above.)
+    for name in ("web-1", "web-2", "web-3"):
+        cluster.nodes[name].status = "absent"
     cluster.nodes["server-2"].keys = {GossipKey(OTHER).fingerprint}
     expected = {"server-1": "accept-encrypted", "server-2": "accept-encrypted"}
     c = ctx(CreateContext)

@@ -137,6 +137,6 @@ def test_init_plan_apply_plan_again_destroy(e2e):
     assert set(view.phases().values()) == {"accept-encrypted"}  # destroy forgot, did not downgrade
     # Terraform and the provider are gone; only the lab agents restarted by restart_command remain
     # (lab down stops them), and they never saw the key's environment variable.
-    assert _processes_with(e2e["marker"], skip="tsegossip-lab-agent") == {}
+    assert _processes_with(e2e["marker"], skip=" agent -config-dir ") == {}
     for pid in _processes_with(e2e["marker"]):
         assert b"TSEGOSSIP_KEY=" not in Path(f"/proc/{pid}/environ").read_bytes()

@@ -1,4 +1,4 @@
-"""tsegossip lab: real gossip agents (serf + memberlist, Consul's LAN gossip stack) on 127.0.0.1.
+"""tsegossip lab: real Consul agents (v1.14.11, built by ./bootstrap) on 127.0.0.1.
 
 See lab/README.md. Main entry points: up, down, start, stop, restart, status, write_spec, running_lab.
 The modules, one job each: model (the lab and its lab.json), configs (what each agent is told),
@@ -6,7 +6,7 @@ process (the agent processes), agentapi (asking an agent), cluster (up/down/rest
 waits), specgen (a rollout spec for the lab).
 """
 from ..agentshape import verify_flags
-from .cluster import down, restart, running_lab, start, status, stop, up, wait_converged
+from .cluster import down, restart, running_lab, start, status, stop, up, wait_converged, wait_leader
 from .configs import generate_key, phase_fragment, write_fragment
 from .model import PHASES, LabCluster, LabError, LabNode, NodeStatus, load
 from .process import ensure_binary, log_tail, node_pid
@@ -15,5 +15,5 @@ from .specgen import write_spec
 __all__ = [
     "PHASES", "LabCluster", "LabError", "LabNode", "NodeStatus", "down", "ensure_binary",
     "generate_key", "load", "log_tail", "node_pid", "phase_fragment", "restart", "running_lab",
-    "start", "status", "stop", "up", "verify_flags", "wait_converged", "write_fragment", "write_spec",
+    "start", "status", "stop", "up", "verify_flags", "wait_converged", "wait_leader", "write_fragment", "write_spec",
 ]

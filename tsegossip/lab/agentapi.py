@@ -32,6 +32,14 @@ def members(node: LabNode, timeout: float = 1.0) -> dict[str, int] | None:
         return None
 
 
+def leader(node: LabNode, timeout: float = 1.0) -> str | None:
+    """The raft leader's address as `node` sees it ("" while there is none), or None when it does not answer."""
+    try:
+        return str(_get(node, "/v1/status/leader", timeout))
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
 def answers(node: LabNode, timeout: float) -> tuple[list, dict]:
     """(/v1/agent/members, /v1/agent/self) of `node` through python-consul2; raises what it raises."""
     import consul  # python-consul2; on use, see the module docstring

@@ -49,10 +49,10 @@ def _positive(v: str) -> int:
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the `lab` command (with up/status/restart/down) to an argparse subparsers object."""
     p = subparsers.add_parser(
-        "lab", help="run a local lab of real gossip agents (serf+memberlist) on 127.0.0.1",
-        description="Run a local lab of gossip agents that behave like Consul agents for LAN gossip "
-                    "(same libraries, config keys, keyring and HTTP API shapes), to try a gossip "
-                    "encryption rollout end to end without touching a real cluster.")
+        "lab", help="run a local lab of real Consul agents on 127.0.0.1",
+        description="Run a local lab of real Consul agents (servers and client groups, each with its "
+                    "own ports and data dir) on 127.0.0.1, to try a gossip encryption rollout end to "
+                    "end without touching a real cluster.")
     sub = p.add_subparsers(dest="lab_command", metavar="{up,status,restart,down}")
     sub.required = True
 
@@ -70,8 +70,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                     help="number of client groups: web, api, group-3, ... (default 2)")
     up.add_argument("--base-port", type=_positive, default=None,
                     help="use consecutive ports from here (3 per node) instead of free random ones")
-    up.add_argument("--binary", default=None, help="lab agent binary (default: lab/bin/tsegossip-lab-agent, "
-                                                     "built with lab/build.sh if missing)")
+    up.add_argument("--binary", default=None, help="consul binary (default: $TSEGOSSIP_CONSUL, else "
+                                                     ".tools/bin/consul, built by ./bootstrap)")
     up.add_argument("--spec-out", metavar="PATH", default=None,
                     help="also write a rollout spec for this lab to PATH")
     up.add_argument("--servers-phase", choices=lab.PHASES, default="plaintext",
@@ -85,9 +85,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     # on memberlist's LAN profile (seen: one node unseen for 30 s among 9 starting at once).
     up.add_argument("--timeout", type=float, default=75.0,
                     help="seconds to wait for the cluster to form (default 75: two push/pull rounds)")
-    up.add_argument("--no-leave-on-terminate", dest="leave_on_terminate", action="store_false",
-                    help="write leave_on_terminate=false into every agent's config (Consul's default for "
-                         "servers): a restart is then a stop and start, not a graceful leave and rejoin")
+    leave = up.add_mutually_exclusive_group()
+    leave.add_argument("--leave-on-terminate", dest="leave_on_terminate", action="store_const", const=True,
+                       default=None, help="write leave_on_terminate=true into every agent's config: every "
+                                          "restart, servers' too, is a graceful leave and rejoin")
+    leave.add_argument("--no-leave-on-terminate", dest="leave_on_terminate", action="store_const", const=False,
+                       help="write leave_on_terminate=false into every agent's config: a restart is then a "
+                            "stop and start, not a graceful leave and rejoin (by default each agent keeps "
+                            "Consul's own: clients leave, servers do not)")
     up.add_argument("--fresh", action="store_true",
                     help="delete the node directories of a previous lab in --dir first (configs, data, "
                          "keyrings, logs); by default they are reused")

@@ -25,15 +25,17 @@ CONVERGE_POLL = 0.1  # seconds between looks at the whole lab (one HTTP call per
 def up(workdir: str | os.PathLike, servers: int = 3, clients: int = 6, groups: int = 2,
        base_port: int | None = None, binary: str | os.PathLike | None = None,
        initial_fragments: Mapping[str, Mapping] | None = None, timeout: float = 75.0,
-       api_shape: str = "1.15", wait: bool = True, fresh: bool = False,
-       leave_on_terminate: bool = True) -> LabCluster:
+       wait: bool = True, fresh: bool = False,
+       leave_on_terminate: bool | None = None) -> LabCluster:
     """Create (or re-create) and start a lab cluster; wait until every agent answers on its HTTP API
     and, with wait=True, until everyone sees everyone alive. On any failure the lab is stopped again.
 
-    leave_on_terminate is Consul's setting, written into every agent's base config: True (the
-    lab's default, Consul's for clients) makes a restart a graceful leave and a rejoin; False
-    (Consul's default for servers) makes it a stop and start that the peers never see as a
-    leave: memberlist only suspects the agent while it is down and it refutes on rejoin.
+    leave_on_terminate is Consul's setting: None (the default) keeps Consul's own per role: clients
+    leave gracefully, servers do not (a server that leaves is removed from the raft peer set, and
+    servers leaving one after another faster than autopilot re-promotes them lose quorum). True
+    or False is written into every agent's base config: True makes every restart a graceful
+    leave and a rejoin; False a stop and start that the peers never see as a leave: memberlist
+    only suspects the agent while it is down and it refutes on rejoin.
 
     initial_fragments maps a node name (or a group name, or "servers"/"clients") to the
     content of its 50-gossip.json, written before start (node name wins over group over
@@ -45,8 +47,6 @@ def up(workdir: str | os.PathLike, servers: int = 3, clients: int = 6, groups: i
         raise LabError("a lab needs at least one server")
     if clients < 0 or groups < 0 or (clients > 0 and groups < 1):
         raise LabError("clients need at least one group")
-    if api_shape not in ("1.15", "1.11"):
-        raise LabError("api_shape must be 1.15 or 1.11")
     workdir = os.path.abspath(os.fspath(workdir))
     os.makedirs(workdir, exist_ok=True)
     if exists(workdir):
@@ -59,7 +59,7 @@ def up(workdir: str | os.PathLike, servers: int = 3, clients: int = 6, groups: i
     old_nodes = [n.dir for n in load(workdir).nodes] if exists(workdir) else []
 
     ports = process.allocate_ports(3 * (servers + clients), base_port)
-    cluster = layout(workdir, binary, servers, clients, groups, ports, api_shape)
+    cluster = layout(workdir, binary, servers, clients, groups, ports)
     frags = dict(initial_fragments or {})
     unknown = set(frags) - {n.name for n in cluster.nodes} - set(cluster.groups) - {"servers", "clients"}
     if unknown:
@@ -81,6 +81,7 @@ def up(workdir: str | os.PathLike, servers: int = 3, clients: int = 6, groups: i
             _wait_http(n, process.read_pid(n), deadline)
         if wait:
             wait_converged(cluster, timeout=max(1.0, deadline - time.monotonic()))
+            wait_leader(cluster, timeout=max(1.0, deadline - time.monotonic()))
     except BaseException:
         down(cluster, quiet=True)
         raise
@@ -114,6 +115,27 @@ def wait_converged(cluster: LabCluster | str | os.PathLike, timeout: float = 20.
         elif want - alive(m):
             lines.append(f"  {name}: does not see alive: {', '.join(sorted(want - alive(m)))}")
     raise LabError(f"lab did not converge within {timeout:.0f}s:\n" + "\n".join(lines))
+
+
+def wait_leader(cluster: LabCluster | str | os.PathLike, timeout: float = 20.0) -> float:
+    """Wait until every running server names the same raft leader. Returns seconds waited.
+
+    The keyring API is an RPC that a server answers only once the cluster has a leader, so a lab
+    is ready for a rollout only then, not as soon as gossip has converged.
+    """
+    cluster = cluster_of(cluster)
+    servers = [n for n in cluster.servers if process.node_pid(cluster, n.name)]
+
+    def elected() -> tuple[bool, dict[str, str | None]]:
+        seen = {n.name: agentapi.leader(n) for n in servers}
+        values = set(seen.values())
+        return len(values) == 1 and bool(values.pop()), seen
+
+    waited = wait_until(elected, timeout=timeout, interval=CONVERGE_POLL)
+    if waited.ok:
+        return waited.seconds
+    seen = ", ".join(f"{k}: {v or 'no leader'}" for k, v in (waited.value or {}).items())
+    raise LabError(f"the lab's servers did not agree on a raft leader within {timeout:.0f}s ({seen})")
 
 
 def start(workdir: str | os.PathLike | LabCluster, node: str, timeout: float = 30.0,

@@ -1,6 +1,7 @@
 """What each lab agent is told: its base config (00-base.json) and its gossip fragment (50-gossip.json).
 
-The agent reads every *.json in its config dir in name order, as Consul does. Kept apart from
+Consul reads every *.json in its config dir in name order, so the fragment the provider writes
+(50-gossip.json) is merged over the base. Kept apart from
 process.py so that putting a different agent behind the lab changes what is written here and how
 it is started there, each in one place.
 """
@@ -41,24 +42,47 @@ def write_fragment(cluster: LabCluster, node: str, fragment: Mapping) -> str:
     return path
 
 
-def base_config(cluster: LabCluster, n: LabNode, leave_on_terminate: bool) -> dict:
-    """00-base.json of one node: identity, ports, who to join, and whether a stop is a leave."""
+def base_config(cluster: LabCluster, n: LabNode, leave_on_terminate: bool | None) -> dict:
+    """00-base.json of one node: identity, ports, who to join, and whether a stop is a leave.
+
+    leave_on_terminate None keeps Consul's own defaults (servers: false, clients: true).
+    """
     server_addrs = [s.serf_addr for s in cluster.servers]
-    return {
+    is_server = n.role == "server"
+    # A server joining itself counts as a successful join and stops retry_join, so servers list
+    # only the other servers. A lone server lists the clients instead: after a graceful leave its
+    # peers have forgotten it, and nobody else would ever join it again.
+    join = [a for a in server_addrs if a != n.serf_addr]
+    if is_server and not join:
+        join = [c.serf_addr for c in cluster.clients]
+    cfg = {
         "node_name": n.name,
         "datacenter": "dc1",
         "data_dir": n.data_dir,
-        "server": n.role == "server",
+        "server": is_server,
         "bind_addr": "127.0.0.1",
-        "ports": {"serf_lan": n.serf_port, "http": n.http_port, "server": n.server_port},
-        # A server joining itself would count as a successful join and stop
-        # retry_join, so servers only list the other servers.
-        "retry_join": [a for a in server_addrs if a != n.serf_addr],
-        "leave_on_terminate": bool(leave_on_terminate),
+        "client_addr": "127.0.0.1",
+        # Only the three ports the lab uses; DNS, gRPC (plain and TLS, which 1.14 opens on 8503 even
+        # without certificates), HTTPS and the WAN pool are off so that agents never collide.
+        "ports": {"serf_lan": n.serf_port, "http": n.http_port, "server": n.server_port,
+                  "dns": -1, "grpc": -1, "grpc_tls": -1, "https": -1, "serf_wan": -1},
+        "retry_join": join,
+        "retry_interval": "1s",
+        "disable_update_check": True,
+        "log_level": "info",
+        # raft_multiplier 1 is Consul's production timing (its default, 5, is for small VMs).
+        "performance": {"raft_multiplier": 1},
+        "connect": {"enabled": False},
+        "ui_config": {"enabled": False},
     }
+    if is_server:
+        cfg["bootstrap_expect"] = len(cluster.servers)
+    if leave_on_terminate is not None:
+        cfg["leave_on_terminate"] = bool(leave_on_terminate)
+    return cfg
 
 
-def write_configs(cluster: LabCluster, fragments: Mapping[str, Mapping], leave_on_terminate: bool) -> None:
+def write_configs(cluster: LabCluster, fragments: Mapping[str, Mapping], leave_on_terminate: bool | None) -> None:
     """Every node's config dir: a fresh 00-base.json, and its 50-gossip.json from `fragments`.
 
     `fragments` maps a node name, a group name or "servers"/"clients" to a fragment (node name
@@ -81,8 +105,9 @@ def write_configs(cluster: LabCluster, fragments: Mapping[str, Mapping], leave_o
 
 
 def leaves_on_terminate(n: LabNode) -> bool:
-    """The agent's leave_on_terminate as its config dir sets it (Consul's default for a client: true)."""
-    value = True
+    """The agent's leave_on_terminate as its config dir sets it (Consul's default: true for a client,
+    false for a server)."""
+    value = n.role != "server"
     for path in sorted(Path(n.config_dir).glob("*.json")):  # Consul merges them in name order
         try:
             doc = json.loads(path.read_text())

@@ -2,9 +2,9 @@
 
 Each node lives in ``<workdir>/<node>/``::
 
-    config/00-base.json     identity, ports, retry_join (configs.py)
+    config/00-base.json     identity, ports, bootstrap_expect, retry_join (configs.py)
     config/50-gossip.json   the gossip fragment ("config_path"): written by the rollout code
-    data/                   data_dir (serf/local.keyring lives here once a key is used)
+    data/                   Consul's data_dir (serf/local.keyring once a key is used, raft/ on servers)
     agent.log               stdout+stderr of the agent (appended across restarts)
     pid                     pid of the running agent
 
@@ -30,7 +30,7 @@ GOSSIP_FRAGMENT = "50-gossip.json"
 BASE_FRAGMENT = "00-base.json"
 PHASES = tuple(Phase.names())
 
-# The source checkout this package runs from: lab/ (the agent's sources) sits beside tsegossip/.
+# The source checkout this package runs from: .tools/bin/consul (./bootstrap's build) sits beside tsegossip/.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -85,13 +85,12 @@ class LabNode:
 
 @dataclasses.dataclass(frozen=True)
 class LabCluster:
-    """The whole lab, as lab.json records it: where, which agent binary, which nodes and groups."""
+    """The whole lab, as lab.json records it: where, which Consul binary, which nodes and groups."""
 
     workdir: str
     binary: str
     nodes: tuple[LabNode, ...]
     groups: tuple[str, ...]
-    api_shape: str = "1.15"
 
     @property
     def servers(self) -> tuple[LabNode, ...]:
@@ -115,7 +114,6 @@ class LabCluster:
         return {
             "workdir": self.workdir,
             "binary": self.binary,
-            "api_shape": self.api_shape,
             "groups": list(self.groups),
             "nodes": [dataclasses.asdict(n) for n in self.nodes],
         }
@@ -125,7 +123,6 @@ class LabCluster:
         return cls(
             workdir=d["workdir"],
             binary=d["binary"],
-            api_shape=d.get("api_shape", "1.15"),
             groups=tuple(d.get("groups", ())),
             nodes=tuple(LabNode(**n) for n in d["nodes"]),
         )
@@ -156,8 +153,7 @@ def group_names(groups: int) -> list[str]:
     return [base[i] if i < len(base) else f"group-{i + 1}" for i in range(groups)]
 
 
-def layout(workdir: str, binary: str, servers: int, clients: int, groups: int, ports: list[int],
-           api_shape: str) -> LabCluster:
+def layout(workdir: str, binary: str, servers: int, clients: int, groups: int, ports: list[int]) -> LabCluster:
     """The lab's nodes: server-1.., then the clients spread over the groups (3 ports per node, in order)."""
     names: list[tuple[str, str, str | None]] = [(f"server-{i + 1}", "server", None) for i in range(servers)]
     gnames = group_names(groups) if clients else []
@@ -168,7 +164,7 @@ def layout(workdir: str, binary: str, servers: int, clients: int, groups: int, p
         LabNode(name=n, role=r, group=g, serf_port=ports[3 * i], http_port=ports[3 * i + 1],
                 server_port=ports[3 * i + 2], dir=os.path.join(workdir, n))
         for i, (n, r, g) in enumerate(names))
-    return LabCluster(workdir=workdir, binary=binary, nodes=nodes, groups=tuple(gnames), api_shape=api_shape)
+    return LabCluster(workdir=workdir, binary=binary, nodes=nodes, groups=tuple(gnames))
 
 
 def exists(workdir: str | os.PathLike) -> bool:

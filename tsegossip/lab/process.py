@@ -1,7 +1,8 @@
-"""The lab agents as processes: the binary, free ports, starting one, its pid file, stopping them.
+"""The lab agents as processes: the Consul binary, free ports, starting one, its pid file, stopping them.
 
-Everything that knows how the agent program is found, built and launched lives here (its config
-files are configs.py's), so a different agent program behind the lab is a change to this module.
+Every lab agent is a real `consul agent` (v1.14.11, built by ./bootstrap from tools/go/consul into
+.tools/bin/). Everything that knows how that program is found and launched lives here (its config
+files are configs.py's), so a different Consul behind the lab is a change to this module.
 """
 from __future__ import annotations
 
@@ -15,38 +16,32 @@ from pathlib import Path
 from typing import Mapping
 
 from ..waiting import wait_until
-from .model import REPO_ROOT, LabCluster, LabError, LabNode, cluster_of, note
+from .model import REPO_ROOT, LabCluster, LabError, LabNode, cluster_of
 
-AGENT_NAME = "tsegossip-lab-agent"
+AGENT_NAME = "consul"
 
-# Where the agent binary is looked for when no binary is given.
-DEFAULT_BINARY = REPO_ROOT / "lab" / "bin" / AGENT_NAME
-BUILD_SCRIPT = REPO_ROOT / "lab" / "build.sh"
+# Where Consul is looked for when no binary is given: $TSEGOSSIP_CONSUL (set by .tsegossip.env),
+# then the build ./bootstrap makes. Never a `consul` found on PATH: a different release there would
+# quietly change what the lab proves.
+DEFAULT_BINARY = REPO_ROOT / ".tools" / "bin" / AGENT_NAME
 
 POLL = 0.05  # seconds between looks at a process that is expected to exit
 
 
-def ensure_binary(binary: str | os.PathLike | None = None, build: bool = True) -> str:
-    """Path of the agent binary: explicit, $TSEGOSSIP_LAB_AGENT, or lab/bin (built on demand)."""
+def ensure_binary(binary: str | os.PathLike | None = None) -> str:
+    """Path of the Consul binary: explicit, $TSEGOSSIP_CONSUL, or .tools/bin/consul."""
     if binary:
         p = Path(binary)
         if not (p.is_file() and os.access(p, os.X_OK)):
-            raise LabError(f"lab agent binary {p} does not exist or is not executable")
+            raise LabError(f"Consul binary {p} does not exist or is not executable")
         return str(p.resolve())
-    env = os.environ.get("TSEGOSSIP_LAB_AGENT")
+    env = os.environ.get("TSEGOSSIP_CONSUL")
     if env:
-        return ensure_binary(env, build=False)
-    if DEFAULT_BINARY.is_file():
+        return ensure_binary(env)
+    if DEFAULT_BINARY.is_file() and os.access(DEFAULT_BINARY, os.X_OK):
         return str(DEFAULT_BINARY)
-    if build and BUILD_SCRIPT.is_file():
-        note(f"lab: building {DEFAULT_BINARY} with {BUILD_SCRIPT}")
-        r = subprocess.run(["sh", str(BUILD_SCRIPT)], capture_output=True, text=True)
-        if r.returncode != 0 or not DEFAULT_BINARY.is_file():
-            tail = (r.stderr or r.stdout).strip().splitlines()[-5:]
-            raise LabError(f"building the lab agent failed: {' | '.join(tail)}")
-        return str(DEFAULT_BINARY)
-    raise LabError(f"lab agent binary not found at {DEFAULT_BINARY}; run lab/build.sh "
-                   f"or set TSEGOSSIP_LAB_AGENT")
+    raise LabError(f"Consul not found at {DEFAULT_BINARY}; run ./bootstrap (or tools/build-go-tools consul), "
+                   f"or set TSEGOSSIP_CONSUL to a consul binary")
 
 
 def _port_free(port: int) -> bool:
@@ -173,9 +168,7 @@ def log_tail(node: LabNode, lines: int = 15) -> str:
 def spawn(cluster: LabCluster, node: LabNode) -> int:
     """Start the agent of `node` in its own session (log appended, pid file written); returns its pid."""
     os.makedirs(node.data_dir, exist_ok=True)
-    argv = [cluster.binary, "-config-dir", node.config_dir]
-    if cluster.api_shape != "1.15":
-        argv += ["-api-shape", cluster.api_shape]
+    argv = [cluster.binary, "agent", "-config-dir", node.config_dir]
     with open(node.log_path, "ab") as log:
         log.write(f"=== tsegossip lab: starting {node.name} at {time.strftime('%Y-%m-%dT%H:%M:%S')} ===\n".encode())
         log.flush()

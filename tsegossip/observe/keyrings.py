@@ -29,7 +29,8 @@ class KeyringView:
 
     rings: tuple[Ring, ...] = ()
     error: str | None = None
-    empty: bool = False  # the cluster answered that no agent has a keyring (encryption not enabled)
+    empty: bool = False  # some agent answered that it has no keyring (encryption not enabled)
+    unkeyed: tuple[str, ...] = ()  # the members Consul named as having no keyring, when it named them
 
     @property
     def ok(self) -> bool:
@@ -75,11 +76,34 @@ def _fp(encoded: str) -> str:
         return "unparseable-key"
 
 
+def _unkeyed_members(text: str) -> tuple[str, ...]:
+    """The members a failed listing names as keyless, when every member it names failed that way.
+
+    Consul's 500 body is a go-multierror list: one `* dc1 (LAN) error: 2/5 nodes reported failure`
+    line per pool, then one `* <node>: <message>` line per failing member. Any other failure makes
+    the answer () (not just keyless members: nothing can be concluded).
+    """
+    names: list[str] = []
+    for line in text.splitlines():
+        item = line.strip()
+        if not item.startswith("* "):
+            continue
+        item = item[2:]
+        if " (LAN) error: " in item or " (WAN) error: " in item:
+            continue
+        name, sep, message = item.partition(": ")
+        if not sep or "encryption not enabled" not in message.lower():
+            return ()
+        names.append(name)
+    return tuple(sorted(set(names)))
+
+
 def keyring(http_addr: str, access: Access | None = None, timeout: float = DEFAULT_TIMEOUT,
             local_only: bool = False) -> KeyringView:
     """List the keyring through the agent at http_addr, keys reduced to fingerprints.
 
-    local_only asks that agent alone (Consul's `local-only`): the keys one node holds.
+    local_only sends Consul's `local-only`, which in 1.14 leaves out the WAN pool and other
+    datacenters: it is still the whole LAN pool's answer, not the keys of the agent asked.
     """
     import consul  # on first use: the provider must start without them (see tsegossip.observe)
     import requests
@@ -91,7 +115,7 @@ def keyring(http_addr: str, access: Access | None = None, timeout: float = DEFAU
     except consul.ConsulException as err:
         text = str(err)
         if "encryption not enabled" in text.lower():
-            return KeyringView(error=KEYRING_EMPTY, empty=True)
+            return KeyringView(error=KEYRING_EMPTY, empty=True, unkeyed=_unkeyed_members(text))
         first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
         return KeyringView(error=f"{http_addr}: keyring listing failed: {first}")
     except (requests.exceptions.RequestException, ValueError, ObserveError) as err:

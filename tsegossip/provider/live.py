@@ -32,23 +32,41 @@ def server_views(state: NodesState, world: World) -> dict[str, obs.NodeView]:
     return {view.name: view}
 
 
+# How many other agents a failed keyring listing is retried through (each try is one serf query).
+KEYRING_RETRIES = 3
+
+
 def key_installed(world: World, http_addr: str, fingerprint: str, nodes: Mapping[str, str],
                   access: obs.Access) -> tuple[bool, str]:
-    """Whether every node holds the key: the cluster-wide keyring list when it answers; when it
-    cannot (agents without a keyring make it fail), each of `nodes` asked about its own keyring."""
+    """Whether every member of the LAN pool holds the key, from Consul's keyring listing.
+
+    The listing is a serf query every member answers, relayed by whichever agent is asked; asked
+    through http_addr first and, when that fails or times out (an agent restarting in flight),
+    through up to KEYRING_RETRIES of `nodes` in turn. Consul 1.14 has no listing of one agent's own
+    keys: `local-only` only leaves out the WAN pool (Internal.KeyringOperation), so there is no
+    per-node fallback to offer.
+    """
     ring = world.keyring(http_addr, access)
     if ring.ok:
         return ring.holds_everywhere(fingerprint), f"via {http_addr}: {ring.describe()}"
-    missing: list[str] = []
+    if ring.unkeyed and not set(ring.unkeyed) & set(nodes):
+        # Members that are meant to be plaintext still (the steps that key one group at a time)
+        # make the pool-wide listing fail. Every other member answered with a keyring; which keys
+        # it holds shows once the last group is keyed, before any step that sends encrypted.
+        return True, (f"every other member answered with a keyring; {len(ring.unkeyed)} member(s) without one "
+                      f"({', '.join(ring.unkeyed)}, expected plaintext) make Consul's pool-wide listing fail, so "
+                      f"which keys the others hold is confirmed once those are keyed")
+    tried = [f"{http_addr}: {ring.error}"]
     for name, addr in sorted(nodes.items()):
-        own = world.keyring(addr, access, local_only=True)
-        if not own.ok:
-            missing.append(f"{name}: {own.error}")
-        elif not own.holds_everywhere(fingerprint):
-            missing.append(f"{name}: {own.describe()}")
-    if missing:
-        return False, (f"cluster-wide list via {http_addr} failed ({ring.error}); per node: " + "; ".join(missing))
-    return True, f"each of {len(nodes)} node(s) holds it in its own keyring (cluster-wide list: {ring.error})"
+        if addr == http_addr:
+            continue
+        if len(tried) > KEYRING_RETRIES:
+            break
+        other = world.keyring(addr, access)
+        if other.ok:
+            return other.holds_everywhere(fingerprint), f"via {name} ({addr}): {other.describe()}"
+        tried.append(f"{name} ({addr}): {other.error}")
+    return False, "the cluster-wide keyring listing failed: " + "; ".join(tried)
 
 
 def refresh(current: NodesState, world: World, diags: Diagnostics) -> NodesState | None:
