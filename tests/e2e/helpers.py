@@ -45,16 +45,12 @@ def lab_up(tmp_path: Path, binary: str, **kw):
 
 
 def members_of(node: lab.LabNode, timeout: float = 1.0) -> dict[str, int] | None:
-    try:
-        with urllib.request.urlopen(node.http_addr + "/v1/agent/members", timeout=timeout) as r:
-            return {m["Name"]: m["Status"] for m in json.loads(r.read().decode())}
-    except (OSError, ValueError):
-        return None
+    """What `node` lists (secure labs included: the lab's CA and management token)."""
+    return lab.agentapi.members(node, timeout=timeout)
 
 
 def agent_self(node: lab.LabNode, timeout: float = 2.0) -> dict:
-    with urllib.request.urlopen(node.http_addr + "/v1/agent/self", timeout=timeout) as r:
-        return json.loads(r.read().decode())
+    return lab.agentapi.agent_self(node, timeout)
 
 
 class Probe(threading.Thread):

@@ -51,6 +51,32 @@ def test_smooth_plaintext_to_enforced_never_fails_a_member(tmp_path, lab_binary,
         lab.wait_converged(c, timeout=65)  # a missed alive broadcast heals at the next 30 s push/pull
 
 
+@pytest.mark.timeout(300)
+def test_smooth_rollout_with_acls_and_https(tmp_path, lab_binary, key, rollout_name, monkeypatch):
+    """ACLs on (default deny) and HTTPS only: tsegossip runs on a least-privilege token and the lab's
+    CA, both from the environment variables the spec's consul block names."""
+    with lab_up(tmp_path, lab_binary, servers=3, clients=2, groups=2, secure=True) as c:
+        monkeypatch.setenv("LAB_TOKEN", lab.create_token(c, lab.TSEGOSSIP_RULES))
+        monkeypatch.setenv("LAB_CA", c.ca_file)
+        spec_path = tmp_path / "spec.json"
+        doc = make_spec(c, spec_path, rollout_name, token_env="LAB_TOKEN", cacert_env="LAB_CA")
+        assert doc["consul"] == {"token_env": "LAB_TOKEN", "cacert_env": "LAB_CA"}
+        assert doc["servers"]["http_addr"].startswith("https://")
+        plan = planner.plan(spec.load(spec_path))
+        with Probe(c, interval=0.3) as probe:
+            results = deploy.deploy_steps(plan, spec_path, key, tmp_path / "deploy", out=Out())
+        assert all(r.verdict_ok for r in results) and len(results) == 3
+        assert probe.rounds > 30, probe.rounds
+        assert_no_split(probe)
+        verdict = check.run_check(plan.rollout, key, plan.final)
+        assert verdict.ok, check.as_table(verdict)
+        assert f"{key.fingerprint}* on 5/5" in verdict.keyring
+        # without the token the same check cannot read the members, and says which rule it needs
+        monkeypatch.delenv("LAB_TOKEN")
+        blind = check.run_check(plan.rollout, key, plan.final)
+        assert not blind.ok and any('node_prefix "" { policy = "read" }' in p for p in blind.all_problems())
+
+
 def test_smooth_with_restarts_that_do_not_leave_shows_no_failed_member_at_all(tmp_path, lab_binary, key,
                                                                              rollout_name):
     """Agents with leave_on_terminate=false (Consul's default for servers) restart without a graceful

@@ -13,6 +13,7 @@ import urllib.request
 from typing import Any, Mapping
 
 from ..agentshape import verify_flags
+from . import secure
 from .model import LabNode
 
 ALIVE = 1
@@ -20,7 +21,9 @@ STATUS_NAMES = {0: "none", 1: "alive", 2: "leaving", 3: "left", 4: "failed"}  # 
 
 
 def _get(node: LabNode, path: str, timeout: float = 1.0):
-    with urllib.request.urlopen(node.http_addr + path, timeout=timeout) as r:
+    token = node.token()
+    req = urllib.request.Request(node.http_addr + path, headers={"X-Consul-Token": token} if token else {})
+    with urllib.request.urlopen(req, timeout=timeout, context=secure.context(node)) as r:
         return json.loads(r.read().decode())
 
 
@@ -30,6 +33,11 @@ def members(node: LabNode, timeout: float = 1.0) -> dict[str, int] | None:
         return {m["Name"]: m["Status"] for m in _get(node, "/v1/agent/members", timeout)}
     except (OSError, ValueError, urllib.error.URLError):
         return None
+
+
+def agent_self(node: LabNode, timeout: float = 2.0) -> dict:
+    """/v1/agent/self of `node` (raises what urllib raises)."""
+    return _get(node, "/v1/agent/self", timeout)
 
 
 def leader(node: LabNode, timeout: float = 1.0) -> str | None:
@@ -44,7 +52,8 @@ def answers(node: LabNode, timeout: float) -> tuple[list, dict]:
     """(/v1/agent/members, /v1/agent/self) of `node` through python-consul2; raises what it raises."""
     import consul  # python-consul2; on use, see the module docstring
 
-    c = consul.Consul(host="127.0.0.1", port=node.http_port, timeout=timeout)
+    c = consul.Consul(host="127.0.0.1", port=node.http_port, timeout=timeout, token=node.token(),
+                      scheme="https" if node.secure else "http", verify=node.ca_file or True)
     return c.agent.members(), c.agent.self()
 
 

@@ -53,7 +53,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="Run a local lab of real Consul agents (servers and client groups, each with its "
                     "own ports and data dir) on 127.0.0.1, to try a gossip encryption rollout end to "
                     "end without touching a real cluster.")
-    sub = p.add_subparsers(dest="lab_command", metavar="{up,status,restart,down}")
+    sub = p.add_subparsers(dest="lab_command", metavar="{up,status,restart,token,down}")
     sub.required = True
 
     def dir_arg(sp):
@@ -93,6 +93,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                        help="write leave_on_terminate=false into every agent's config: a restart is then a "
                             "stop and start, not a graceful leave and rejoin (by default each agent keeps "
                             "Consul's own: clients leave, servers do not)")
+    up.add_argument("--secure", action="store_true",
+                    help="ACLs on (default deny, a management token kept in --dir) and HTTPS only on every "
+                         "agent's API, with a CA and certificates from `consul tls`; then `tsegossip lab token` "
+                         "gives tsegossip a least-privilege token and <dir>/tls/consul-agent-ca.pem is the CA")
     up.add_argument("--fresh", action="store_true",
                     help="delete the node directories of a previous lab in --dir first (configs, data, "
                          "keyrings, logs); by default they are reused")
@@ -115,6 +119,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     rs.add_argument("--no-wait-join", action="store_true",
                     help="only wait for the HTTP API, not for the agent to rejoin")
     rs.set_defaults(func=cmd_restart)
+
+    tk = sub.add_parser("token", help="print a new least-privilege ACL token for tsegossip (secure labs)",
+                        description="Create a policy with the rules tsegossip needs and a token holding it, with "
+                                    "the lab's management token, and print the token's SecretID on stdout "
+                                    "(e.g. `export CONSUL_HTTP_TOKEN=$(tsegossip lab token --dir D)`). The rules:\n"
+                                    + lab.TSEGOSSIP_RULES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    dir_arg(tk)
+    tk.set_defaults(func=cmd_token)
 
     dn = sub.add_parser("down", help="stop every agent of the lab (files are kept)",
                         description="Stop every agent (SIGTERM, then SIGKILL after a grace period). "
@@ -145,7 +157,8 @@ def cmd_up(args) -> int:
         fragments["clients"] = lab.phase_fragment(args.clients_phase, key)
     c = lab.up(args.dir, servers=args.servers, clients=args.clients, groups=args.groups,
                base_port=args.base_port, binary=args.binary, initial_fragments=fragments or None,
-               timeout=args.timeout, fresh=args.fresh, leave_on_terminate=args.leave_on_terminate)
+               timeout=args.timeout, fresh=args.fresh, leave_on_terminate=args.leave_on_terminate,
+               secure=args.secure)
     print(f"lab: {len(c.nodes)} agents up in {c.workdir} (servers: {len(c.servers)}, "
           f"groups: {', '.join(c.groups) or '-'}); first server HTTP API {c.servers[0].http_addr}",
           file=sys.stderr)
@@ -190,6 +203,12 @@ def cmd_status(args) -> int:
 @_guard
 def cmd_restart(args) -> int:
     lab.restart(args.dir, args.node, timeout=args.timeout, wait_join=not args.no_wait_join)
+    return 0
+
+
+@_guard
+def cmd_token(args) -> int:
+    print(lab.create_token(lab.load(args.dir)))
     return 0
 
 

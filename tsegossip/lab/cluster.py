@@ -15,6 +15,7 @@ from typing import Iterable, Iterator, Mapping
 
 from ..waiting import wait_until
 from . import agentapi, configs, process
+from . import secure as secure_files
 from .agentapi import ALIVE
 from .model import LabCluster, LabError, LabNode, NodeStatus, cluster_of, exists, layout, load, note, save
 
@@ -26,7 +27,7 @@ def up(workdir: str | os.PathLike, servers: int = 3, clients: int = 6, groups: i
        base_port: int | None = None, binary: str | os.PathLike | None = None,
        initial_fragments: Mapping[str, Mapping] | None = None, timeout: float = 75.0,
        wait: bool = True, fresh: bool = False,
-       leave_on_terminate: bool | None = None) -> LabCluster:
+       leave_on_terminate: bool | None = None, secure: bool = False) -> LabCluster:
     """Create (or re-create) and start a lab cluster; wait until every agent answers on its HTTP API
     and, with wait=True, until everyone sees everyone alive. On any failure the lab is stopped again.
 
@@ -36,6 +37,9 @@ def up(workdir: str | os.PathLike, servers: int = 3, clients: int = 6, groups: i
     or False is written into every agent's base config: True makes every restart a graceful
     leave and a rejoin; False a stop and start that the peers never see as a leave: memberlist
     only suspects the agent while it is down and it refutes on rejoin.
+
+    secure=True turns ACLs on (default deny) and serves every agent's API over HTTPS only, with a
+    CA and certificates made by `consul tls` and a management token kept in the lab dir (secure.py).
 
     initial_fragments maps a node name (or a group name, or "servers"/"clients") to the
     content of its 50-gossip.json, written before start (node name wins over group over
@@ -59,14 +63,21 @@ def up(workdir: str | os.PathLike, servers: int = 3, clients: int = 6, groups: i
     old_nodes = [n.dir for n in load(workdir).nodes] if exists(workdir) else []
 
     ports = process.allocate_ports(3 * (servers + clients), base_port)
-    cluster = layout(workdir, binary, servers, clients, groups, ports)
+    if fresh:
+        for d in set(old_nodes) | {os.path.join(workdir, secure_files.TLS_DIR)}:
+            if os.path.dirname(os.path.abspath(d)) == workdir:  # never outside the lab dir
+                shutil.rmtree(d, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(workdir, secure_files.TOKEN_FILE))
+    ca_file, token_file = secure_files.prepare(workdir, binary) if secure else (None, None)
+    cluster = layout(workdir, binary, servers, clients, groups, ports, ca_file, token_file)
     frags = dict(initial_fragments or {})
     unknown = set(frags) - {n.name for n in cluster.nodes} - set(cluster.groups) - {"servers", "clients"}
     if unknown:
         raise LabError(f"initial_fragments for unknown nodes: {', '.join(sorted(unknown))}")
 
     if fresh:
-        for d in set(old_nodes) | {n.dir for n in cluster.nodes}:
+        for d in {n.dir for n in cluster.nodes}:
             if os.path.dirname(os.path.abspath(d)) == workdir:  # never outside the lab dir
                 shutil.rmtree(d, ignore_errors=True)
     configs.write_configs(cluster, frags, leave_on_terminate)

@@ -16,6 +16,7 @@ from ..agentconfig import fragment
 from ..atomicfile import write_json
 from ..keys import GossipKey
 from ..phases import Phase
+from . import secure
 from .model import BASE_FRAGMENT, LabCluster, LabError, LabNode
 
 
@@ -77,6 +78,10 @@ def base_config(cluster: LabCluster, n: LabNode, leave_on_terminate: bool | None
     }
     if is_server:
         cfg["bootstrap_expect"] = len(cluster.servers)
+    if n.secure:
+        extra = secure.agent_config(cluster.workdir, n)
+        cfg["ports"].update(extra.pop("ports"))
+        cfg.update(extra)
     if leave_on_terminate is not None:
         cfg["leave_on_terminate"] = bool(leave_on_terminate)
     return cfg
@@ -92,7 +97,9 @@ def write_configs(cluster: LabCluster, fragments: Mapping[str, Mapping], leave_o
     for n in cluster.nodes:
         os.makedirs(n.config_dir, exist_ok=True)
         os.makedirs(n.data_dir, exist_ok=True)
-        write_json(os.path.join(n.config_dir, BASE_FRAGMENT), base_config(cluster, n, leave_on_terminate))
+        # a secure node's base config holds the lab's management token: private like the fragment
+        write_json(os.path.join(n.config_dir, BASE_FRAGMENT), base_config(cluster, n, leave_on_terminate),
+                   private=n.secure)
         frag = None
         for k in (n.name, n.group, "servers" if n.role == "server" else "clients"):
             if k is not None and k in fragments:

@@ -49,10 +49,25 @@ class LabNode:
     http_port: int
     server_port: int
     dir: str  # <workdir>/<name>
+    # A secure lab (ACLs on, HTTPS API): the CA that signed the agents' certificates and the file
+    # holding the lab's management token (both inside the lab dir; see secure.py).
+    ca_file: str | None = None
+    token_file: str | None = None
+
+    @property
+    def secure(self) -> bool:
+        return self.ca_file is not None
 
     @property
     def http_addr(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{'https' if self.secure else 'http'}://127.0.0.1:{self.http_port}"
+
+    def token(self) -> str | None:
+        """The lab's management token (read at each use: the file is the only copy)."""
+        if not self.token_file:
+            return None
+        with open(self.token_file) as f:
+            return f.read().strip()
 
     @property
     def serf_addr(self) -> str:
@@ -91,6 +106,14 @@ class LabCluster:
     binary: str
     nodes: tuple[LabNode, ...]
     groups: tuple[str, ...]
+
+    @property
+    def secure(self) -> bool:
+        return bool(self.nodes) and self.nodes[0].secure
+
+    @property
+    def ca_file(self) -> str | None:
+        return self.nodes[0].ca_file if self.nodes else None
 
     @property
     def servers(self) -> tuple[LabNode, ...]:
@@ -153,7 +176,8 @@ def group_names(groups: int) -> list[str]:
     return [base[i] if i < len(base) else f"group-{i + 1}" for i in range(groups)]
 
 
-def layout(workdir: str, binary: str, servers: int, clients: int, groups: int, ports: list[int]) -> LabCluster:
+def layout(workdir: str, binary: str, servers: int, clients: int, groups: int, ports: list[int],
+           ca_file: str | None = None, token_file: str | None = None) -> LabCluster:
     """The lab's nodes: server-1.., then the clients spread over the groups (3 ports per node, in order)."""
     names: list[tuple[str, str, str | None]] = [(f"server-{i + 1}", "server", None) for i in range(servers)]
     gnames = group_names(groups) if clients else []
@@ -162,7 +186,7 @@ def layout(workdir: str, binary: str, servers: int, clients: int, groups: int, p
         names += [(f"{g}-{j + 1}", "client", g) for j in range(count)]
     nodes = tuple(
         LabNode(name=n, role=r, group=g, serf_port=ports[3 * i], http_port=ports[3 * i + 1],
-                server_port=ports[3 * i + 2], dir=os.path.join(workdir, n))
+                server_port=ports[3 * i + 2], dir=os.path.join(workdir, n), ca_file=ca_file, token_file=token_file)
         for i, (n, r, g) in enumerate(names))
     return LabCluster(workdir=workdir, binary=binary, nodes=nodes, groups=tuple(gnames))
 

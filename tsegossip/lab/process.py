@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -56,35 +57,39 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        lo, hi = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def allocate_ports(count: int, base_port: int | None) -> list[int]:
-    """`count` distinct loopback ports free for both TCP and UDP (serf gossips over both)."""
+    """`count` distinct loopback ports free for both TCP and UDP (serf gossips over both).
+
+    Chosen below the kernel's ephemeral range: Consul agents open many outgoing connections
+    (RPC, push/pull), and a port handed out by bind(0) is an ephemeral one that such a connection
+    can take between allocation and the agent's start (seen: `bind: address already in use` for
+    the 22nd client of a 33-agent lab).
+    """
     if base_port is not None:
         ports = list(range(base_port, base_port + count))
         busy = [p for p in ports if not _port_free(p)]
         if busy:
             raise LabError(f"ports already in use on 127.0.0.1: {busy[:10]}")
         return ports
-    # Hold every port found until all are found, so the kernel cannot hand one out twice.
-    held: list[socket.socket] = []
+    lo, _ = _ephemeral_range()
+    first = 10000 if lo > 10000 + 4 * count else 1024
+    candidates = list(range(first, lo))
+    random.shuffle(candidates)
     ports: list[int] = []
-    try:
-        while len(ports) < count:
-            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            t.bind(("127.0.0.1", 0))
-            port = t.getsockname()[1]
-            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            try:
-                u.bind(("127.0.0.1", port))
-            except OSError:
-                t.close()
-                u.close()
-                continue
-            held += [t, u]
+    for port in candidates:  # bounded by the range
+        if _port_free(port):
             ports.append(port)
-    finally:
-        for s in held:
-            s.close()
-    return ports
+            if len(ports) == count:
+                return ports
+    raise LabError(f"found only {len(ports)} of {count} free ports on 127.0.0.1 in {first}-{lo - 1}")
 
 
 # Agents this process started: polling them is the only way to reap them (no zombies left behind).

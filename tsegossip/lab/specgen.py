@@ -29,8 +29,13 @@ def default_tsegossip_cmd() -> str:
 def write_spec(cluster: LabCluster | str | os.PathLike, path: str | os.PathLike, name: str = "lab",
                strategy: str = "smooth", key_env: str = "TSEGOSSIP_KEY",
                servers_phase: str = "plaintext", clients_phase: str = "plaintext",
-               joined: bool = True, tsegossip_cmd: str | None = None, batch_size: int = 1) -> dict:
-    """Write a rollout spec for this lab to `path` (JSON) and return it."""
+               joined: bool = True, tsegossip_cmd: str | None = None, batch_size: int = 1,
+               token_env: str = "CONSUL_HTTP_TOKEN", cacert_env: str = "CONSUL_CACERT") -> dict:
+    """Write a rollout spec for this lab to `path` (JSON) and return it.
+
+    A secure lab's spec names token_env and cacert_env in its `consul` block: the variables the
+    operator fills with tsegossip's token (`tsegossip lab token`) and the lab's CA file.
+    """
     cluster = cluster_of(cluster)
     cmd = tsegossip_cmd or default_tsegossip_cmd()
     wd = cluster.workdir
@@ -71,6 +76,8 @@ def write_spec(cluster: LabCluster | str | os.PathLike, path: str | os.PathLike,
             for g in cluster.groups
         ],
     }
+    if cluster.secure:
+        spec["consul"] = {"token_env": token_env, "cacert_env": cacert_env}
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     write_json(path, spec)

@@ -49,7 +49,7 @@ def node_settings(http_addr: str, name: str | None = None, access: Access | None
     try:
         me = client_for(http_addr, access, timeout).agent.self()
     except (consul.ConsulException, requests.exceptions.RequestException, ValueError, ObserveError) as err:
-        msg = str(err) if isinstance(err, ObserveError) else describe_failure(http_addr, err)
+        msg = str(err) if isinstance(err, ObserveError) else describe_failure(http_addr, err, access)
         return NodeView(name=name or http_addr, http_addr=http_addr, reachable=False, error=msg)
     if not isinstance(me, dict):
         return NodeView(name=name or http_addr, http_addr=http_addr, reachable=False,

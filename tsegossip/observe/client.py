@@ -7,6 +7,7 @@ a spec, a state file or a stack.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 from urllib.parse import urlsplit
@@ -69,16 +70,52 @@ def client_for(http_addr: str, access: Access | None = None, timeout: float = DE
     )
 
 
-def describe_failure(http_addr: str, err: Exception) -> str:
+# Consul's PermissionDeniedError: "Permission denied: token with AccessorID '…' lacks permission 'keyring:read'"
+# (acl/errors.go), optionally followed by " on <name>".
+_LACKS = re.compile(r"lacks permission '([a-z_]+):([a-z]+)'(?: on \"?([^\s\"]+)\"?)?")
+
+
+def missing_rule(text: str) -> str | None:
+    """The ACL policy rule (HCL) a 403 says the token lacks, or None when the text names none."""
+    m = _LACKS.search(text)
+    if not m:
+        return None
+    resource, level, name = m.groups()
+    if resource in ("keyring", "operator", "acl", "mesh", "peering"):
+        return f'{resource} = "{level}"'
+    if name:
+        return f'{resource} "{name}" {{ policy = "{level}" }} (or {resource}_prefix "" {{ policy = "{level}" }})'
+    return f'{resource}_prefix "" {{ policy = "{level}" }}'
+
+
+def _tls_reason(err: Exception) -> str:
+    """The certificate problem inside a requests SSLError (the innermost reason OpenSSL gave)."""
+    text = str(err)
+    m = re.search(r"certificate verify failed: ([^)(\]'\"]+)", text)
+    if m:
+        return f"certificate verify failed: {m.group(1).strip()}"
+    m = re.search(r"SSLError\((?:SSL[A-Za-z]*Error\()?(.*?)\)*$", text)
+    return (m.group(1) if m else text)[:200]
+
+
+def describe_failure(http_addr: str, err: Exception, access: Access | None = None) -> str:
     """What a person should read when the agent at http_addr did not answer as asked."""
     import consul  # on first use: the provider must start without them (see tsegossip.observe)
     import requests
 
+    access = access or DEFAULT_ACCESS
+    if isinstance(err, requests.exceptions.SSLError):  # a ConnectionError too: tell it apart first
+        ca = os.environ.get(access.cacert_env)
+        source = f"the CA in ${access.cacert_env} ({ca})" if ca else f"the system CAs (${access.cacert_env} is unset)"
+        return f"{http_addr}: TLS handshake failed, {_tls_reason(err)}, checked against {source}"
     if isinstance(err, requests.exceptions.ConnectionError):
         return f"no answer from {http_addr} (connection refused or unreachable)"
     if isinstance(err, requests.exceptions.Timeout):
         return f"no answer from {http_addr} within the timeout"
     if isinstance(err, consul.ACLPermissionDenied):
-        return f"{http_addr} refused the request (ACL): {err}"
+        rule = missing_rule(str(err))
+        needs = f"; the token in ${access.token_env} needs the rule {rule}" if rule else ""
+        first = (str(err).strip().splitlines() or [""])[0]
+        return f"{http_addr} refused the request (ACL): {first}{needs}"
     text = str(err).strip().splitlines()
     return f"{http_addr}: {type(err).__name__}: {text[0] if text else ''}"

@@ -111,7 +111,7 @@ def keyring(http_addr: str, access: Access | None = None, timeout: float = DEFAU
     try:
         listed = client_for(http_addr, access, timeout).operator.keyring.list(local_only=local_only or None)
     except consul.ACLPermissionDenied as err:
-        return KeyringView(error=describe_failure(http_addr, err))
+        return KeyringView(error=describe_failure(http_addr, err, access))
     except consul.ConsulException as err:
         text = str(err)
         if "encryption not enabled" in text.lower():
@@ -119,7 +119,7 @@ def keyring(http_addr: str, access: Access | None = None, timeout: float = DEFAU
         first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
         return KeyringView(error=f"{http_addr}: keyring listing failed: {first}")
     except (requests.exceptions.RequestException, ValueError, ObserveError) as err:
-        msg = str(err) if isinstance(err, ObserveError) else describe_failure(http_addr, err)
+        msg = str(err) if isinstance(err, ObserveError) else describe_failure(http_addr, err, access)
         return KeyringView(error=msg)
     if not isinstance(listed, list):
         return KeyringView(error=f"{http_addr}: /v1/operator/keyring returned {type(listed).__name__}, expected a list")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from .client import DEFAULT_TIMEOUT, Access, ObserveError, client_for, describe_failure
 
 STATUS_NAMES = {0: "none", 1: "alive", 2: "leaving", 3: "left", 4: "failed"}
@@ -15,10 +17,25 @@ def members(http_addr: str, access: Access | None = None, timeout: float = DEFAU
     import consul  # on first use: the provider must start without them (see tsegossip.observe)
     import requests
 
+    def with_headers(response):
+        consul.base.CB._status(response)  # raises python-consul2's exceptions, as agent.members() would
+        return response.headers, json.loads(response.body)
+
     try:
-        listed = client_for(http_addr, access, timeout).agent.members()
+        c = client_for(http_addr, access, timeout)
+        auth = {"X-Consul-Token": c.token} if c.token else {}  # what agent.members() sends
+        headers, listed = c.http.get(with_headers, "/v1/agent/members", headers=auth)
     except (consul.ConsulException, requests.exceptions.RequestException, ValueError) as err:
-        raise ObserveError(describe_failure(http_addr, err)) from None
+        raise ObserveError(describe_failure(http_addr, err, access)) from None
+    # Consul drops, without an error, every member the token may not read: a partial list would
+    # make alive members look absent, so it is no answer at all. It says so in a header, except to
+    # the anonymous token; an empty list gives that one away (an agent always lists itself).
+    filtered = str(headers.get("X-Consul-Results-Filtered-By-ACLs", "")).lower() == "true"
+    if filtered or listed == []:
+        token_env = (access or Access()).token_env
+        who = f"the token in ${token_env}" if c.token else f"the anonymous token (${token_env} is unset)"
+        raise ObserveError(f"{http_addr}: Consul left members out of /v1/agent/members because {who} "
+                           f'may not read them; the token needs the rule node_prefix "" {{ policy = "read" }}')
     if not isinstance(listed, list):
         raise ObserveError(f"{http_addr}: /v1/agent/members returned {type(listed).__name__}, expected a list")
     return {m["Name"]: STATUS_NAMES.get(m.get("Status"), str(m.get("Status"))) for m in listed}
