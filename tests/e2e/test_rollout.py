@@ -77,6 +77,22 @@ def test_smooth_rollout_with_acls_and_https(tmp_path, lab_binary, key, rollout_n
         assert not blind.ok and any('node_prefix "" { policy = "read" }' in p for p in blind.all_problems())
 
 
+@pytest.mark.timeout(240)
+def test_smooth_rollout_of_a_one_server_cluster_whose_server_leaves(tmp_path, lab_binary, key, rollout_name):
+    """A lone server restarted with a graceful leave must come back: its peers forgot it, so it is the
+    one to rejoin them (the lab lists the clients in a lone server's retry_join)."""
+    with lab_up(tmp_path, lab_binary, servers=1, clients=2, groups=1, leave_on_terminate=True) as c:
+        spec_path = tmp_path / "spec.json"
+        make_spec(c, spec_path, rollout_name)
+        plan = planner.plan(spec.load(spec_path))
+        results = deploy.deploy_steps(plan, spec_path, key, tmp_path / "deploy", out=Out())
+        assert [r.stack for r in results] == [s.stack for s in plan.steps] and all(r.verdict_ok for r in results)
+        assert set(observed_phases(c).values()) == {"enforced"}
+        verdict = check.run_check(plan.rollout, key, plan.final)
+        assert verdict.ok, check.as_table(verdict)
+        assert f"{key.fingerprint}* on 3/3" in verdict.keyring
+
+
 def test_smooth_with_restarts_that_do_not_leave_shows_no_failed_member_at_all(tmp_path, lab_binary, key,
                                                                              rollout_name):
     """Agents with leave_on_terminate=false (Consul's default for servers) restart without a graceful
