@@ -121,10 +121,9 @@ def test_observe_lab_agents(tmp_path):
     """The same calls against real Consul agents."""
     from tsegossip import lab
 
-    try:
-        binary = lab.ensure_binary()
-    except lab.LabError as err:
-        pytest.skip(f"lab agent not available: {err}")
+    from tests.support import consul_binary
+
+    binary = consul_binary()
     key = GossipKey(TEST_KEY)
     frag = {"encrypt": key.reveal(), "encrypt_verify_incoming": False, "encrypt_verify_outgoing": False}
     with lab.running_lab(tmp_path, servers=1, clients=1, groups=1, binary=binary,

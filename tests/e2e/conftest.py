@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from tsegossip import lab
+from tests.support import consul_binary
 from tsegossip.keys import GossipKey
 from tests.e2e.helpers import KEY_ENV
 from tests.support import ROOT
@@ -20,10 +21,7 @@ from tests.support import ROOT
 
 @pytest.fixture(scope="session")
 def lab_binary():
-    try:
-        return lab.ensure_binary()
-    except lab.LabError as e:  # pragma: no cover - environment without Go
-        pytest.skip(f"lab agent not available: {e}")
+    return consul_binary()
 
 
 @pytest.fixture(scope="session")

@@ -1,15 +1,13 @@
 import pytest
 
 from tsegossip import lab
+from tests.support import consul_binary
 
 
 @pytest.fixture(scope="session")
 def lab_binary():
-    """Build the lab agent once (lab/build.sh) or reuse lab/bin / $TSEGOSSIP_LAB_AGENT."""
-    try:
-        return lab.ensure_binary()
-    except lab.LabError as e:
-        pytest.skip(f"lab agent not available: {e}")
+    """The Consul binary the lab runs ($TSEGOSSIP_CONSUL or .tools/bin/consul, built by ./bootstrap)."""
+    return consul_binary()
 
 
 @pytest.fixture(scope="module")
