@@ -1,5 +1,5 @@
 """tsegossip.observe over real HTTP with python-consul2: recorded Consul JSON from a stdlib
-server always, and the lab's real gossip agents when the lab binary is there."""
+server always, and the lab's real Consul agents."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Terraform end to end: real OpenTofu and Terraform 1.5.7 (built by ./bootstrap), the real plugin protocol, the
-provider found through the project's filesystem mirror, against a lab of real gossip agents.
+provider found through the project's filesystem mirror, against a lab of real Consul agents.
 
 examples/provider/main.tf moves client group `web` plaintext -> accept-encrypted while the
 servers are already in accept-encrypted (the smooth strategy's second step).

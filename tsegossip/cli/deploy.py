@@ -22,7 +22,7 @@ def register(sub) -> None:
     s.set_defaults(func=cmd_deploy)
 
     s = sub.add_parser("demo", help="the whole story on a local lab: plaintext to enforced with cdktf deploy",
-                       description="Start a lab of real gossip agents (3 servers, 6 clients in 2 groups, plaintext), "
+                       description="Start a lab of real Consul agents (3 servers, 6 clients in 2 groups, plaintext), "
                        "run the smooth rollout with `cdktf deploy` one stack at a time, show the checker's table "
                        "after each step, end enforced with every member alive, and stop the lab.")
     s.add_argument("--dir", default=".tsegossip/demo", help="work dir for the lab and cdktf output (default .tsegossip/demo)")

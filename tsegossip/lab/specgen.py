@@ -1,7 +1,7 @@
 """A rollout spec for a lab: the same input a real cluster's spec is, pointing at the lab's agents.
 
 Its config_path is each node's 50-gossip.json and its restart_command is `tsegossip lab restart`,
-so the provider writes and restarts lab agents exactly as it would Consul agents.
+so the provider writes and restarts the lab's Consul agents exactly as it would a fleet's.
 """
 from __future__ import annotations
 
