@@ -13,37 +13,45 @@ import urllib.request
 from typing import Any, Mapping
 
 from ..agentshape import verify_flags
-from . import secure
 from .model import LabNode
 
 ALIVE = 1
 STATUS_NAMES = {0: "none", 1: "alive", 2: "leaving", 3: "left", 4: "failed"}  # serf's member status codes
 
 
-def _get(node: LabNode, path: str, timeout: float = 1.0):
-    token = node.token()
-    req = urllib.request.Request(node.http_addr + path, headers={"X-Consul-Token": token} if token else {})
-    with urllib.request.urlopen(req, timeout=timeout, context=secure.context(node)) as r:
-        return json.loads(r.read().decode())
+def request(node: LabNode, path: str, method: str = "GET", body: Any = None, token: str | None = None,
+            timeout: float = 1.0) -> Any:
+    """One call to `node`'s HTTP API (HTTPS with the lab's CA and its management token on a secure lab,
+    unless `token` is given); the JSON answer, None for an empty one. Raises what urllib raises."""
+    token = token or node.token()
+    headers = {"X-Consul-Token": token} if token else {}
+    data = None if body is None else json.dumps(body).encode()
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(node.http_addr + path, method=method, data=data, headers=headers)
+    with urllib.request.urlopen(req, timeout=timeout, context=node.ssl_context()) as r:
+        raw = r.read().decode()
+    return json.loads(raw) if raw.strip() else None
+
 
 
 def members(node: LabNode, timeout: float = 1.0) -> dict[str, int] | None:
     """member name -> status code as `node` sees them, or None when it does not answer."""
     try:
-        return {m["Name"]: m["Status"] for m in _get(node, "/v1/agent/members", timeout)}
+        return {m["Name"]: m["Status"] for m in request(node, "/v1/agent/members", timeout=timeout)}
     except (OSError, ValueError, urllib.error.URLError):
         return None
 
 
 def agent_self(node: LabNode, timeout: float = 2.0) -> dict:
     """/v1/agent/self of `node` (raises what urllib raises)."""
-    return _get(node, "/v1/agent/self", timeout)
+    return request(node, "/v1/agent/self", timeout=timeout)
 
 
 def leader(node: LabNode, timeout: float = 1.0) -> str | None:
     """The raft leader's address as `node` sees it ("" while there is none), or None when it does not answer."""
     try:
-        return str(_get(node, "/v1/status/leader", timeout))
+        return str(request(node, "/v1/status/leader", timeout=timeout))
     except (OSError, ValueError, urllib.error.URLError):
         return None
 

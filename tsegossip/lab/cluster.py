@@ -63,13 +63,7 @@ def up(workdir: str | os.PathLike, servers: int = 3, clients: int = 6, groups: i
     old_nodes = [n.dir for n in load(workdir).nodes] if exists(workdir) else []
 
     ports = process.allocate_ports(3 * (servers + clients), base_port)
-    if fresh:
-        for d in set(old_nodes) | {os.path.join(workdir, secure_files.TLS_DIR)}:
-            if os.path.dirname(os.path.abspath(d)) == workdir:  # never outside the lab dir
-                shutil.rmtree(d, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(workdir, secure_files.TOKEN_FILE))
-    ca_file, token_file = secure_files.prepare(workdir, binary) if secure else (None, None)
+    ca_file, token_file = secure_files.paths(workdir) if secure else (None, None)
     cluster = layout(workdir, binary, servers, clients, groups, ports, ca_file, token_file)
     frags = dict(initial_fragments or {})
     unknown = set(frags) - {n.name for n in cluster.nodes} - set(cluster.groups) - {"servers", "clients"}
@@ -77,9 +71,14 @@ def up(workdir: str | os.PathLike, servers: int = 3, clients: int = 6, groups: i
         raise LabError(f"initial_fragments for unknown nodes: {', '.join(sorted(unknown))}")
 
     if fresh:
-        for d in {n.dir for n in cluster.nodes}:
+        tls_dir = os.path.join(workdir, secure_files.TLS_DIR)
+        for d in set(old_nodes) | {n.dir for n in cluster.nodes} | {tls_dir}:
             if os.path.dirname(os.path.abspath(d)) == workdir:  # never outside the lab dir
                 shutil.rmtree(d, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(workdir, secure_files.TOKEN_FILE))
+    if secure:
+        secure_files.prepare(workdir, binary)
     configs.write_configs(cluster, frags, leave_on_terminate)
     save(cluster)
 

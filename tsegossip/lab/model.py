@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import ssl
 import sys
 from pathlib import Path
 from typing import Mapping
@@ -61,6 +62,10 @@ class LabNode:
     @property
     def http_addr(self) -> str:
         return f"{'https' if self.secure else 'http'}://127.0.0.1:{self.http_port}"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """Verifying the agent's certificate against the lab's CA; None (plain HTTP) on a lab without it."""
+        return ssl.create_default_context(cafile=self.ca_file) if self.secure else None
 
     def token(self) -> str | None:
         """The lab's management token (read at each use: the file is the only copy)."""

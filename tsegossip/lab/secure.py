@@ -9,16 +9,14 @@ as a platform team would issue it.
 """
 from __future__ import annotations
 
-import json
 import os
-import ssl
 import subprocess
 import urllib.error
-import urllib.request
 import uuid
 
 from ..atomicfile import write_text
 from ..waiting import wait_until
+from . import agentapi
 from .model import LabError, LabNode
 
 TLS_DIR = "tls"
@@ -42,18 +40,22 @@ def _consul(binary: str, tls_dir: str, *args: str) -> None:
         raise LabError(f"`consul tls {' '.join(args)}` failed in {tls_dir}: {(r.stderr or r.stdout).strip()}")
 
 
+def paths(workdir: str) -> tuple[str, str]:
+    """(CA file, management token file) of a secure lab in workdir, made or not."""
+    return os.path.join(workdir, TLS_DIR, CA_FILE), os.path.join(workdir, TOKEN_FILE)
+
+
 def prepare(workdir: str, binary: str) -> tuple[str, str]:
     """The CA, the server and client certificates and the management token (made once; reused).
     Returns (CA file, management token file)."""
     tls_dir = os.path.join(workdir, TLS_DIR)
     os.makedirs(tls_dir, mode=0o700, exist_ok=True)
-    ca = os.path.join(tls_dir, CA_FILE)
+    ca, token_file = paths(workdir)
     if not os.path.exists(ca):
         _consul(binary, tls_dir, "ca", "create")
     for role in ("server", "client"):
         if not os.path.exists(cert_files(workdir, role)[0]):
             _consul(binary, tls_dir, "cert", "create", f"-{role}", "-dc", DATACENTER)
-    token_file = os.path.join(workdir, TOKEN_FILE)
     if not os.path.exists(token_file):
         write_text(token_file, f"{uuid.uuid4()}\n", private=True)
     return ca, token_file
@@ -81,22 +83,6 @@ def agent_config(workdir: str, n: LabNode) -> dict:
     }
 
 
-def context(node: LabNode) -> ssl.SSLContext | None:
-    return ssl.create_default_context(cafile=node.ca_file) if node.secure else None
-
-
-def _put(node: LabNode, path: str, body: dict, token: str) -> dict:
-    req = urllib.request.Request(node.http_addr + path, method="PUT", data=json.dumps(body).encode(),
-                                 headers={"X-Consul-Token": token, "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10, context=context(node)) as r:
-            return json.loads(r.read().decode())
-    except urllib.error.HTTPError as e:
-        raise LabError(f"PUT {node.http_addr}{path} failed: {e.code} {e.read().decode(errors='replace')[:300]}") from None
-    except OSError as e:
-        raise LabError(f"PUT {node.http_addr}{path} failed: {e}") from None
-
-
 def create_token(cluster, rules: str = TSEGOSSIP_RULES, name: str = "tsegossip") -> str:
     """A token holding one new policy with `rules`, made with the lab's management token.
 
@@ -106,22 +92,27 @@ def create_token(cluster, rules: str = TSEGOSSIP_RULES, name: str = "tsegossip")
     server = cluster.servers[0]
     if not server.secure:
         raise LabError("the lab was started without --secure: it has no ACLs to make a token for")
-    management = server.token()
-    policy = _put(server, "/v1/acl/policy", {"Name": f"{name}-{uuid.uuid4().hex[:8]}", "Rules": rules}, management)
-    token = _put(server, "/v1/acl/token", {"Description": f"{name} (lab)", "Policies": [{"ID": policy["ID"]}]},
-                 management)["SecretID"]
+    try:
+        policy = agentapi.request(server, "/v1/acl/policy", "PUT",
+                                  {"Name": f"{name}-{uuid.uuid4().hex[:8]}", "Rules": rules}, timeout=10)
+        token = agentapi.request(server, "/v1/acl/token", "PUT",
+                                 {"Description": f"{name} (lab)", "Policies": [{"ID": policy["ID"]}]},
+                                 timeout=10)["SecretID"]
+    except urllib.error.HTTPError as e:
+        raise LabError(f"{e.url}: {e.code} {e.read().decode(errors='replace')[:300]}") from None
+    except OSError as e:
+        raise LabError(f"creating a token through {server.http_addr} failed: {e}") from None
     # Agents resolve a token through a server with a stale read allowed: right after creation a
     # follower may not have it yet ("ACL not found"). Ready once every agent resolves it.
     waited = wait_until(lambda: (all(_resolves(n, token) for n in cluster.nodes), None), timeout=15, interval=0.1)
     if not waited.ok:
-        raise LabError(f"the new token was not known to every agent within 15s")
+        raise LabError("the new token was not known to every agent within 15s")
     return token
 
 
 def _resolves(node: LabNode, token: str) -> bool:
-    req = urllib.request.Request(node.http_addr + "/v1/acl/token/self", headers={"X-Consul-Token": token})
     try:
-        with urllib.request.urlopen(req, timeout=2, context=context(node)):
-            return True
+        agentapi.request(node, "/v1/acl/token/self", token=token, timeout=2)
+        return True
     except OSError:  # HTTPError (403 ACL not found) included
         return False
