@@ -80,6 +80,10 @@ _NODES = (
        "Where each node's gossip fragment is written; template with {node}, {http_addr}.", optional=True),
     _a("restart_command", Kind.STRING,
        "Shell command restarting one node; template with {node}, {config_path}, {http_addr}.", optional=True),
+    _a("delivery", Kind.STRING,
+       "How each fragment reaches its node's host: the spec's delivery block as canonical JSON "
+       "(schemas/rollout.schema.json $defs/delivery). Unset: local, on the machine running Terraform.",
+       optional=True),
     _a("observed", Kind.MAP_STRING, "Node name → phase observed live at the last read or apply.", computed=True),
 )
 

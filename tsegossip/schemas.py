@@ -42,8 +42,37 @@ def reference_validator(name: str) -> Draft202012Validator:
     return _detailed(name, shortcut=False)
 
 
-def _detailed(name: str, shortcut: bool) -> Draft202012Validator:
-    schema = load(name)
+@cache
+def def_validator(name: str, definition: str) -> Draft202012Validator:
+    """The detailed validator of one `$defs` entry of schemas/<name>.schema.json (the provider checks
+    a resource attribute that holds a part of the spec, such as a delivery block, with it)."""
+    return _detailed(name, shortcut=False, schema=_def_schema(name, definition))
+
+
+def _def_schema(name: str, definition: str) -> dict[str, Any]:
+    root = load(name)
+    if definition not in root.get("$defs", {}):
+        raise KeyError(f"{name}.schema.json has no $defs/{definition}")
+    return {"$schema": root.get("$schema"), "$defs": root["$defs"], "$ref": f"#/$defs/{definition}"}
+
+
+def def_problems(name: str, definition: str, instance: Any) -> list[Problem]:
+    """`problems` against one `$defs` entry."""
+    return problems(name, instance, using=def_validator(name, definition))
+
+
+def apply_def_defaults(name: str, definition: str, instance: Any) -> Any:
+    """`apply_defaults` for one `$defs` entry."""
+    return _def_filler(name, definition).fill(instance)
+
+
+@cache
+def _def_filler(name: str, definition: str) -> _Filler:
+    return _Filler.compile(load(name), _def_schema(name, definition), {})
+
+
+def _detailed(name: str, shortcut: bool, schema: dict[str, Any] | None = None) -> Draft202012Validator:
+    schema = load(name) if schema is None else schema
     import jsonschema
     from jsonschema import Draft202012Validator
 

@@ -7,10 +7,11 @@ and no moment exists where the key sits in a world-readable file.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Mapping
 
-from ..atomicfile import write_json
+from ..atomicfile import write_text
 from ..schemas import problems, validator
 
 SCHEMA = "agent-gossip-config"
@@ -30,8 +31,11 @@ def render_path(template: str, node: str, http_addr: str) -> str:
         ) from None
 
 
-def write_fragment(path: str, fragment: Mapping[str, Any]) -> str:
-    """Validate `fragment` against schemas/agent-gossip-config.schema.json and write it to `path`."""
+def fragment_text(path: str, fragment: Mapping[str, Any]) -> str:
+    """The file content for `fragment`, once it is valid against schemas/agent-gossip-config.schema.json.
+
+    Every delivery writes exactly this text (local here, ssh on the node's host, command on stdin).
+    """
     found = [str(p) for p in problems(SCHEMA, dict(fragment))]
     if not found and not validator(SCHEMA).is_valid(dict(fragment)):
         # problems() drops oneOf errors that carry sub-errors; the validator still says no.
@@ -44,7 +48,13 @@ def write_fragment(path: str, fragment: Mapping[str, Any]) -> str:
         if isinstance(key, str) and key:
             text = text.replace(key, "<redacted>")
         raise FragmentError(f"refusing to write an invalid gossip fragment to {path}: {text}")
+    return json.dumps(dict(fragment), indent=2, sort_keys=True) + "\n"
+
+
+def write_fragment(path: str, fragment: Mapping[str, Any]) -> str:
+    """Validate `fragment` and write it to `path` on this machine (local delivery)."""
+    text = fragment_text(path, fragment)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    write_json(path, dict(fragment), private=True, sort_keys=True)
+    write_text(path, text, private=True)
     return path

@@ -147,7 +147,7 @@ class PhaseStack(TerraformStack):
                 allow_jump=step.kind is StepKind.SERVERS and move.is_jump,
                 instance_id=s.instance_id, region=s.region,
                 nodes={n.name: n.http_addr for n in s.nodes}, config_path=s.config_path,
-                restart_command=s.restart_command,
+                restart_command=s.restart_command, delivery=s.delivery,
                 timeout_seconds=r.timeouts.tse_seconds if tse else r.timeouts.batch_seconds,
                 poll_seconds=r.timeouts.poll_seconds), depends_on=upstream)
             upstream = [self.server_params]
@@ -159,7 +159,7 @@ class PhaseStack(TerraformStack):
             self.client_configs[g.name] = GossipClientConfig(self, f"client-{g.name}", GossipClientConfigProps(
                 **common, group=g.name, phase=m.after, from_phase=m.before or g.phase, joining=m.before is None,
                 nodes={n.name: n.http_addr for n in g.nodes}, config_path=g.config_path,
-                restart_command=g.restart_command, batch_size=g.batch_size,
+                restart_command=g.restart_command, batch_size=g.batch_size, delivery=g.delivery,
                 timeout_seconds=r.timeouts.batch_seconds, poll_seconds=r.timeouts.poll_seconds),
                 depends_on=upstream)
         movers = [*([self.server_params] if self.server_params else []), *self.client_configs.values()]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ..delivery import Delivery, DeliveryError, Method
 from ..expectations import NOT_JOINED, addresses_by_node, allowed_labels, phases_by_node
 from ..keys import GossipKey
 from ..phases import Phase
@@ -92,6 +93,25 @@ def _move(owner: str, before: Phase, after: Phase, allow_jump: bool | None, who:
                                     f"(one phase per step){hint}")
 
 
+def _delivery(owner: str, value: Any) -> Delivery | None:
+    """A role's delivery as a value: a Delivery, the spec's block (a mapping), or None for local."""
+    if value is None or isinstance(value, Delivery):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            return Delivery.from_doc(value, f"{owner}.delivery")
+        except DeliveryError as err:
+            raise PropsError(str(err)) from None
+    raise _fail(owner, "delivery", f"{type(value).__name__} given; allowed: a Delivery, a delivery block "
+                                   "(mapping) or None (local)")
+
+
+def _delivery_attribute(value: Delivery | None) -> str | None:
+    """Local delivery is the provider's default: no attribute, so stacks without a delivery block
+    synthesize as before."""
+    return None if value is None or value.method is Method.LOCAL else value.to_json()
+
+
 def _set(obj: Any, **values: Any) -> None:
     for k, v in values.items():
         object.__setattr__(obj, k, v)
@@ -171,6 +191,8 @@ class GossipServerParamsProps(_Common):
     """Self-managed: where each node's fragment is written (required for self-managed)."""
     restart_command: str | None = None
     """Self-managed: the command restarting one node (required for self-managed)."""
+    delivery: Delivery | Mapping[str, Any] | None = None
+    """Self-managed: how each fragment reaches its server's host. default: local (on the runner)."""
     poll_seconds: float | None = None
     """default: the provider's (1 s)."""
 
@@ -192,7 +214,7 @@ class GossipServerParamsProps(_Common):
             nodes = _node_map(owner, "nodes", self.nodes, required=True)
             _text(owner, "config_path", self.config_path)
             _text(owner, "restart_command", self.restart_command)
-        _set(self, nodes=nodes)
+        _set(self, nodes=nodes, delivery=_delivery(owner, self.delivery))
 
     def attributes(self) -> dict[str, Any]:
         return {
@@ -207,6 +229,7 @@ class GossipServerParamsProps(_Common):
             "nodes": self.nodes or None,
             "config_path": self.config_path,
             "restart_command": self.restart_command,
+            "delivery": _delivery_attribute(self.delivery),
             "poll_seconds": self.poll_seconds,
         }
 
@@ -229,6 +252,8 @@ class GossipClientConfigProps(_Common):
     """The command restarting one node; template with {node}, {config_path}, {http_addr}."""
     batch_size: int = 1
     """default: 1, nodes restart one at a time."""
+    delivery: Delivery | Mapping[str, Any] | None = None
+    """How each fragment reaches its node's host. default: local (on the runner)."""
     joining: bool = False
     """default: false; true when the agents have not joined yet (they are started, not required alive before)."""
     poll_seconds: float | None = None
@@ -251,6 +276,7 @@ class GossipClientConfigProps(_Common):
         _text(owner, "config_path", self.config_path)
         _text(owner, "restart_command", self.restart_command)
         _seconds(owner, "poll_seconds", self.poll_seconds)
+        _set(self, delivery=_delivery(owner, self.delivery))
 
     def attributes(self) -> dict[str, Any]:
         return {
@@ -263,6 +289,7 @@ class GossipClientConfigProps(_Common):
             "nodes": self.nodes,
             "config_path": self.config_path,
             "restart_command": self.restart_command,
+            "delivery": _delivery_attribute(self.delivery),
             "poll_seconds": self.poll_seconds,
         }
 

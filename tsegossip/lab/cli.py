@@ -9,6 +9,7 @@ import sys
 
 from ..keys import GossipKey
 from .. import lab
+from . import fleetcli
 
 DEFAULT_DIR = os.environ.get("TSEGOSSIP_LAB_DIR", ".tsegossip-lab")
 
@@ -53,7 +54,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="Run a local lab of real Consul agents (servers and client groups, each with its "
                     "own ports and data dir) on 127.0.0.1, to try a gossip encryption rollout end to "
                     "end without touching a real cluster.")
-    sub = p.add_subparsers(dest="lab_command", metavar="{up,status,restart,token,down}")
+    sub = p.add_subparsers(dest="lab_command", metavar="{up,status,restart,token,down,fleet}")
     sub.required = True
 
     def dir_arg(sp):
@@ -133,6 +134,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                                     "Idempotent; the working directory is left for inspection.")
     dir_arg(dn)
     dn.set_defaults(func=cmd_down)
+    fleetcli.register(sub, _guard)
     return p
 
 

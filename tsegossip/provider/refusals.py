@@ -19,6 +19,7 @@ from typing import Callable, Mapping, NoReturn, ParamSpec, TypeVar
 from tf.utils import Diagnostics
 
 from ..agentconfig import KEYRING_WINS_LOG, stale_keyring_remedy
+from ..delivery import Delivery, DeliveryError
 from ..keys import GossipKey, InvalidKey
 from ..phases import Phase
 from .live import group_labels, key_installed
@@ -65,6 +66,14 @@ def require_rollout_settings(state: NodesState, diags: Diagnostics) -> None:
             refuse(diags, f"{attr} is required for {state.who}",
                    f"tsegossip writes each node's fragment to config_path and restarts it with "
                    f"restart_command; {attr} is not set.", [attr])
+
+
+def delivery(state: NodesState, diags: Diagnostics) -> Delivery:
+    """The role's delivery block, checked against the rollout schema's $defs/delivery."""
+    try:
+        return Delivery.from_json(state.delivery, "delivery")
+    except DeliveryError as err:
+        refuse(diags, f"delivery of {state.who} is not acceptable", f"{err}. Nothing was changed.", ["delivery"])
 
 
 def require_tse_instance(state: ServerParamsState, diags: Diagnostics) -> None:

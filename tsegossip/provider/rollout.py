@@ -16,6 +16,7 @@ from tf.utils import Diagnostics
 from .. import observe as obs
 from ..agentconfig import fragment
 from ..backends import commands, files
+from ..backends import delivery as dl
 from ..phases import Phase
 from . import refusals
 from .refusals import refuse
@@ -93,57 +94,73 @@ def roll_nodes(state: NodesState, world: World, diags: Diagnostics) -> NodesStat
     size = state.nodes_per_batch
     batches = [pending[i:i + size] for i in range(0, len(pending), size)]
     skipped = len(nodes) - len(pending)
-    world.progress(f"{who}: {len(pending)} node(s) to move {source} -> {target} in {len(batches)} batch(es)"
-                   + (f"; {skipped} already there (resumed)" if skipped else ""))
-    restart = _Restart(world, state, fragment(target, key, reveal=True), [key.reveal()] if key else [])
-    for i, batch in enumerate(batches, 1):
-        _roll_batch(state, world, diags, restart, target, batches, i)
+    how = refusals.delivery(state, diags)
+    targets = _targets(state, diags, pending)
+    ctx = dl.Context(secrets=[key.reveal()] if key else [], hide_env=[state.key_env or ""], environ=world.environ,
+                     write_fragment=world.write_fragment, run_command=world.run_command, progress=world.progress)
+    doc = fragment(target, key, reveal=True)
+    with world.open_delivery(how, ctx) as session:
+        world.progress(f"{who}: {len(pending)} node(s) to move {source} -> {target} in {len(batches)} batch(es), "
+                       f"delivery {how.where()}" + (f"; {skipped} already there (resumed)" if skipped else ""))
+        try:
+            session.preflight([targets[n] for n in pending])
+        except dl.DeliveryFailed as err:
+            refuse(diags, f"Rollout of {state.role} refused before any change",
+                   f"{err}. No node was written to or restarted.", [err.field])
+        for i, batch in enumerate(batches, 1):
+            _roll_batch(state, world, diags, session, targets, doc, target, batches, i)
 
     final = world.observe(state.http_addr, nodes, state.access, with_keyring=False)
     world.progress(f"{who}: done, {len(nodes)} node(s) in {target}")
     return state.moved(final.phases())
 
 
-@dataclass(frozen=True)
-class _Restart:
-    """Writing one node's fragment and running its restart command."""
-
-    world: World
-    state: NodesState
-    doc: Mapping
-    secrets: list[str]
-
-    def __call__(self, name: str) -> tuple[str, str | None, str, commands.CommandResult | None]:
-        """(name, failure or None, attribute to blame, the command's result)."""
-        state, addr = self.state, self.state.node_addresses[name]
+def _targets(state: NodesState, diags: Diagnostics, names: list[str]) -> dict[str, dl.Target]:
+    """Every pending node with its config_path and restart command rendered (before anything runs)."""
+    out = {}
+    for name in names:
+        addr = state.node_addresses[name]
         try:
             path = files.render_path(state.config_path, name, addr)
             cmd = commands.render(state.restart_command, name, path, addr)
-            self.world.write_fragment(path, self.doc)
-        except (files.FragmentError, commands.CommandError, OSError) as err:
-            return name, f"writing its config failed: {err}", "config_path", None
-        try:
-            result = self.world.run_command(cmd, state.timeout, secrets=self.secrets, hide_env=[state.key_env or ""])
-        except (commands.CommandError, OSError) as err:
-            return name, f"its restart command could not run: {err}", "restart_command", None
-        if not result.ok:
-            return name, f"its restart command failed: {result.describe()}", "restart_command", result
-        return name, None, "", result
+        except files.FragmentError as err:
+            refuse(diags, f"config_path of {state.who} is not a template", f"{err}. Nothing was changed.",
+                   ["config_path"])
+        except commands.CommandError as err:
+            refuse(diags, f"restart_command of {state.who} is not a template", f"{err}. Nothing was changed.",
+                   ["restart_command"])
+        out[name] = dl.Target(name, addr, path, cmd)
+    return out
 
 
-def _roll_batch(state: NodesState, world: World, diags: Diagnostics, restart: _Restart, target: Phase,
-                batches: list[list[str]], i: int) -> None:
+def _move_one(session: dl.Session, target: dl.Target, doc: Mapping, timeout: float) -> dl.Outcome:
+    """Deliver one node's fragment, then restart it; the first failure stops this node."""
+    host = session.host_of(target)
+    try:
+        session.write(target, doc, timeout)
+        result = session.restart(target, timeout)
+    except dl.DeliveryFailed as err:
+        return dl.Outcome(target.node, host, str(err), err.field)
+    return dl.Outcome(target.node, host, restart_seconds=result.seconds)
+
+
+def _roll_batch(state: NodesState, world: World, diags: Diagnostics, session: dl.Session,
+                targets: Mapping[str, dl.Target], doc: Mapping, target: Phase, batches: list[list[str]],
+                i: int) -> None:
     batch, who, timeout = batches[i - 1], state.who, state.timeout
     t0 = world.clock()
     world.progress(f"{who}: batch {i}/{len(batches)}: {', '.join(batch)} -> {target}")
     # A batch restarts together: that is what batch_size promises the operator.
     with ThreadPoolExecutor(max_workers=len(batch)) as pool:
-        outcomes = list(pool.map(restart, batch))
-    restarting = 0.0
-    for name, failure, attr, result in outcomes:
-        if failure:
-            _stop(diags, state, name, failure, batches, i, path=[attr])
-        restarting = max(restarting, result.seconds)
+        outcomes = list(pool.map(lambda n: _move_one(session, targets[n], doc, timeout), batch))
+    failed = [o for o in outcomes if o.failure]
+    if failed:
+        first = failed[0]
+        done = [o.node for o in outcomes if not o.failure]
+        what = "; ".join(f"{o.node} on {o.host}: {o.failure}" for o in failed)
+        _stop(diags, state, ", ".join(o.node for o in failed), what, batches, i, path=[first.field],
+              done_in_batch=done)
+    restarting = max(o.restart_seconds for o in outcomes)
     # The timeout counts from before the restarts, which are part of coming back.
     waited = world.wait_until(lambda: settled(world, state, batch, target),
                               timeout=max(0.0, t0 + timeout - world.clock()), interval=state.poll,
@@ -158,10 +175,11 @@ def _roll_batch(state: NodesState, world: World, diags: Diagnostics, restart: _R
 
 
 def _stop(diags: Diagnostics, state: NodesState, node: str, what: str, batches: list[list[str]], i: int,
-          path: list[str]) -> NoReturn:
-    untouched = [n for b in batches[i:] for n in b if n not in node.split(", ")]
+          path: list[str], done_in_batch: list[str] = ()) -> NoReturn:
+    untouched = [n for b in batches[i:] for n in b]
     refuse(diags, f"Rollout of {state.role} stopped at {node}",
-           f"{node}: {what}. Later nodes were not touched"
+           f"{what}. Later nodes were not touched"
            + (f" ({', '.join(untouched)})" if untouched else "")
+           + (f"; {', '.join(done_in_batch)} of the same batch were restarted" if done_in_batch else "")
            + ". Fix the node, then apply again: nodes already in the target phase are skipped.",
            path)

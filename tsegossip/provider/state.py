@@ -108,6 +108,7 @@ class NodesState(_State):
     nodes: Mapping[str, str] | None = None
     config_path: str | None = None
     restart_command: str | None = None
+    delivery: str | None = None         # canonical JSON of the delivery block; None: local
     observed: Mapping[str, str] | None = None
 
     @property

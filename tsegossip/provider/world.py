@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, TypeVar
 
 from .. import observe as obs
-from ..backends import commands, files, tse
+from ..backends import commands, delivery, files, tse
 from ..waiting import Waited, wait_until
 from .progress import Progress
 
@@ -29,6 +29,7 @@ class World:
     keyring: Callable[..., obs.KeyringView] = obs.keyring
     write_fragment: Callable[[str, Mapping], str] = files.write_fragment
     run_command: Callable[..., commands.CommandResult] = commands.run
+    open_delivery: Callable[..., delivery.Session] = delivery.open_session
     describe_tse: Callable[[str, str], tse.InstanceStatus] | None = None
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import keys, schemas
+from ..delivery import Delivery
 from ..errors import Problem, SpecError
 from ..phases import Phase
 from .checks import _duplicate_problems, _gather, _names_unique, _shape_ok, _shape_problems
@@ -88,6 +89,7 @@ def _build(d: dict) -> Rollout:
         nodes=_nodes(s.get("nodes", [])),
         config_path=s.get("config_path"),
         restart_command=s.get("restart_command"),
+        delivery=Delivery.from_doc(s.get("delivery"), "servers.delivery"),
     )
     groups = tuple(
         ClientGroup(
@@ -98,8 +100,9 @@ def _build(d: dict) -> Rollout:
             restart_command=g["restart_command"],
             batch_size=g["batch_size"],
             nodes=_nodes(g["nodes"]),
+            delivery=Delivery.from_doc(g.get("delivery"), f"client_groups[{i}].delivery"),
         )
-        for g in d["client_groups"]
+        for i, g in enumerate(d["client_groups"])
     )
     consul = ConsulAccess(**d.get("consul", {}))
     timeouts = Timeouts(**d.get("timeouts", {}))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from ..delivery import Delivery
 from ..phases import Phase
 
 
@@ -44,6 +45,7 @@ class Servers:
     nodes: tuple[Node, ...] = ()
     config_path: str | None = None
     restart_command: str | None = None
+    delivery: Delivery = Delivery()
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class ClientGroup:
     restart_command: str
     batch_size: int
     nodes: tuple[Node, ...]
+    delivery: Delivery = Delivery()
 
 
 @dataclass(frozen=True)
