@@ -24,6 +24,7 @@ import signal
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -44,7 +45,16 @@ CONFIG_PATH = "/etc/consul.d/50-gossip.json"
 CONSULCTL = "/var/lib/consul/consulctl"
 RESTART_COMMAND = f"{CONSULCTL} restart"
 IDENTITY_ENV = "TSEGOSSIP_FLEET_IDENTITY"
-_DIRS = {"/etc/consul.d": "consul.d", "/var/lib/consul": "consul", "/etc/ssh": "ssh", "/root": "root"}
+_DIRS = {"/etc/consul.d": "consul.d", "/var/lib/consul": "consul", "/etc/ssh": "ssh", "/root": "root",
+         "/home": "home", "/etc/sudoers.d": "sudoers.d"}
+_FILES = {"/etc/passwd": "etc/passwd", "/etc/group": "etc/group", "/etc/shadow": "etc/shadow",
+          "/etc/hosts": "etc/hosts"}
+# Users every host has besides the runner's: `consul` owns /etc/consul.d (as Debian/HashiCorp packages
+# make it), `deploy` logs in with the runner's key and may sudo (without a password unless a test
+# changes /etc/sudoers.d/deploy on that host).
+CONSUL_UID = 9100
+DEPLOY_UID = 9101
+DEPLOY_USER = "deploy"
 
 
 @dataclass(frozen=True)
@@ -96,10 +106,12 @@ class Fleet:
     def private(self, host: str, path: str) -> Path:
         """Where the runner finds `path` of `host` (e.g. /etc/consul.d/50-gossip.json): for tests only;
         tsegossip itself never uses it."""
+        if path in _FILES:
+            return self.host_dir(host) / _FILES[path]
         for dst, sub in _DIRS.items():
             if path == dst or path.startswith(dst + "/"):
                 return self.host_dir(host) / sub / path[len(dst):].lstrip("/")
-        raise LabError(f"{path} is not one of a fleet host's own paths ({', '.join(_DIRS)})")
+        raise LabError(f"{path} is not one of a fleet host's own paths ({', '.join([*_DIRS, *_FILES])})")
 
     def host(self, name: str) -> FleetHost:
         for h in self.hosts:
@@ -232,11 +244,43 @@ LogLevel VERBOSE
 """
 
 
+def _users(d: Path, h: FleetHost, runner_pub: str) -> None:
+    """The host's own passwd/group/shadow (the runner's plus consul and deploy), hosts, sudoers.d."""
+    (d / "etc").mkdir(exist_ok=True)
+    extra = {"passwd": [f"consul:x:{CONSUL_UID}:{CONSUL_UID}:Consul:/var/lib/consul:/usr/sbin/nologin",
+                        f"{DEPLOY_USER}:x:{DEPLOY_UID}:{DEPLOY_UID}:deploy:/home/{DEPLOY_USER}:/bin/sh"],
+             "group": [f"consul:x:{CONSUL_UID}:", f"{DEPLOY_USER}:x:{DEPLOY_UID}:"],
+             # `*`: no password, but not locked (sshd refuses a locked account's key login)
+             "shadow": ["consul:*:19000:0:99999:7:::", f"{DEPLOY_USER}:*:19000:0:99999:7:::"]}
+    for name, lines in extra.items():
+        own = [ln for ln in Path(f"/etc/{name}").read_text().splitlines()
+               if ln.split(":")[0] not in ("consul", DEPLOY_USER)]
+        write_text(d / "etc" / name, "\n".join(own + lines) + "\n")
+    os.chmod(d / "etc" / "shadow", 0o640)
+    write_text(d / "etc" / "hosts", f"127.0.0.1 localhost\n127.0.1.1 {h.name}\n{h.addr} {h.name}\n")
+    set_sudo(d / "sudoers.d", password=False)
+    home = d / "home" / DEPLOY_USER / ".ssh"
+    home.mkdir(parents=True, exist_ok=True)
+    write_text(home / "authorized_keys", runner_pub, private=True)
+    for p in (home.parent, home, home / "authorized_keys"):
+        os.chown(p, DEPLOY_UID, DEPLOY_UID)
+    os.chmod(home.parent, 0o755)
+
+
+def set_sudo(sudoers_dir: Path, password: bool) -> None:
+    """deploy's sudo rule on one host: without a password (default) or wanting one (`sudo -n` then fails)."""
+    rule = f"{DEPLOY_USER} ALL=(ALL) {'' if password else 'NOPASSWD: '}ALL\n"
+    path = sudoers_dir / DEPLOY_USER
+    write_text(path, rule)
+    os.chmod(path, 0o440)
+
+
 def _host_files(fleet: Fleet, h: FleetHost, runner_pub: str, frag: Mapping) -> None:
     d = fleet.host_dir(h.name)
     for sub in _DIRS.values():
         (d / sub).mkdir(parents=True, exist_ok=True)
     os.chmod(d / "root", 0o700)
+    _users(d, h, runner_pub)
     (d / "consul" / "data").mkdir(exist_ok=True)
     ssh = d / "ssh"
     key = ssh / "ssh_host_ed25519_key"
@@ -249,6 +293,8 @@ def _host_files(fleet: Fleet, h: FleetHost, runner_pub: str, frag: Mapping) -> N
     write_json(d / "consul.d" / "00-base.json", base_config(fleet, h))
     gossip = d / "consul.d" / "50-gossip.json"
     write_json(gossip, dict(frag), private=True)
+    for p in (d / "consul.d", gossip):  # the agent's user owns its config, as packages install it
+        os.chown(p, CONSUL_UID, CONSUL_UID)
     ctl = d / "consul" / "consulctl"
     write_text(ctl, CONSULCTL_SCRIPT.replace("@CONSUL@", fleet.binary))
     os.chmod(ctl, 0o755)
@@ -386,7 +432,8 @@ def up(workdir: str | os.PathLike = DEFAULT_WORKDIR, servers: int = 3, groups: M
     for h in hosts:
         _host_files(fleet, h, runner_pub, frags[h.name])
         net.make_host_network(h.name, h.addr)
-        net.make_host_mounts(fleet.ns_dir, h.name, {dst: fleet.host_dir(h.name) / sub for dst, sub in _DIRS.items()})
+        net.make_host_mounts(fleet.ns_dir, h.name, {dst: fleet.host_dir(h.name) / sub
+                                                    for dst, sub in {**_DIRS, **_FILES}.items()})
         start_sshd(fleet, h.name)
     write_known_hosts(fleet)
     progress(f"fleet: {len(hosts)} host(s) with sshd up in {time.monotonic() - t0:.1f}s")
@@ -414,12 +461,15 @@ def down(workdir: str | os.PathLike = DEFAULT_WORKDIR, progress=lambda line: Non
     ns_dir = workdir / "ns"
     # Agents first, gracefully (clients leave), all at once; then whatever else runs in a host.
     if fleet is not None:
-        for n in names:
+        def stop(n: str) -> None:
             if (ns_dir / f"{n}.mnt").exists():
                 try:
                     consulctl(fleet, n, "stop", timeout=40)
                 except LabError:
                     pass
+
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            list(pool.map(stop, names))
     for n in names:
         for pid in net.netns_pids(n):
             try:

@@ -27,9 +27,14 @@ BRIDGE_ADDR = SUBNET_PREFIX + "1"
 GUARD = "198.18.0.0/15"
 PREFIX_LEN = 24
 
-# Paths each host sees as its own (bind-mounted from its private directory). /root too: without it
-# every ssh session would run the runner's shell start-up files (measured 2-10x slower).
-HOST_PATHS = ("/etc/consul.d", "/var/lib/consul", "/etc/ssh", "/root")
+# Paths each host sees as its own (bind-mounted from its private directory or file). /root too:
+# without it every ssh session would run the runner's shell start-up files (measured 2-10x slower).
+# Its own user database, sudoers.d and /home give it users the runner does not have (`consul`, the
+# owner of /etc/consul.d as packages make it; `deploy`, a sudo user); its own /etc/hosts names the
+# host, so that sudo's look-up of the host name never goes to DNS.
+HOST_DIRS = ("/etc/consul.d", "/var/lib/consul", "/etc/ssh", "/root", "/home", "/etc/sudoers.d")
+HOST_FILES = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/hosts")
+HOST_PATHS = HOST_DIRS + HOST_FILES
 
 
 def run(argv: Sequence[str], *, check: bool = True, timeout: float = 30, input: bytes | None = None,
@@ -145,8 +150,11 @@ def make_host_mounts(ns_dir: Path, host: str, sources: dict[str, Path]) -> None:
     mnt, uts = ns_dir / f"{host}.mnt", ns_dir / f"{host}.uts"
     if _is_mount_point(mnt):
         return
-    for target in HOST_PATHS:  # mount points must exist on the runner: empty directories
+    for target in HOST_DIRS:  # mount points must exist on the runner: empty directories
         os.makedirs(target, exist_ok=True)
+    for target in HOST_FILES:
+        if not os.path.exists(target):
+            raise LabError(f"{target} does not exist on the runner; the fleet binds a host's own copy over it")
     mnt.touch()
     uts.touch()
     binds = " && ".join(f"mount --bind {src} {dst}" for dst, src in sources.items())
