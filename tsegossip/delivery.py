@@ -141,6 +141,7 @@ class Delivery:
         if self.method is Method.LOCAL:
             return "local (on the runner)"
         if self.method is Method.COMMAND:
-            return f"command ({self.command[0]} on the runner)"
+            shown = " ".join(self.command)
+            return f"command ({shown if len(shown) <= 60 else shown[:57] + '...'} on the runner)"
         via = f" via {self.jump_host.host}" if self.jump_host else ""
         return f"ssh {self.user}@{self.host}:{self.port}{via}" + (" (sudo -n)" if self.sudo else "")

@@ -66,9 +66,11 @@ def _flags(phase: Phase | None) -> str:
 def _role_label(plan: Plan, role: str) -> str:
     if role == SERVERS:
         s = plan.rollout.servers
-        return f"servers (TSE {s.instance_id}, {s.region})" if s.type is ServerType.TSE else f"servers ({len(s.nodes)} nodes)"
+        if s.type is ServerType.TSE:
+            return f"servers (TSE {s.instance_id}, {s.region})"
+        return f"servers ({len(s.nodes)} nodes, delivery {s.delivery.where()})"
     g = plan.rollout.group(role)
-    return f"client group {role} ({len(g.nodes)} nodes, batch {g.batch_size})"
+    return f"client group {role} ({len(g.nodes)} nodes, batch {g.batch_size}, delivery {g.delivery.where()})"
 
 
 def as_text(plan: Plan, key: GossipKey) -> str:

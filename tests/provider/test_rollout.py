@@ -114,3 +114,37 @@ def test_server_params_self_managed_one_at_a_time(cluster):
     assert not errors(c), c.diagnostics
     assert sum(": batch " in line and "->" in line for line in cluster.lines) == 2
     assert new["observed"] == {"server-1": "send-encrypted", "server-2": "send-encrypted"}
+
+
+def test_a_failed_delivery_preflight_refuses_before_any_write(cluster):
+    """An ssh step whose preflight fails on one host (here: a stand-in session) writes and restarts nothing."""
+    from dataclasses import replace
+    from tsegossip.backends import delivery as dl
+
+    opened = []
+
+    class Refusing(dl.Session):
+        def preflight(self, targets):
+            opened.append([t.node for t in targets])
+            raise dl.DeliveryFailed("1 of 2 host(s) failed the check before any write, so nothing was written "
+                                    "anywhere: web-2 (10.0.0.2): host key of 10.0.0.2 is unknown")
+
+    c = ctx(CreateContext)
+    state = client_state(cluster, ["web-1", "web-2"])
+    state["delivery"] = '{"known_hosts":"/k","method":"ssh"}'
+    world = replace(cluster.world(ENV), open_delivery=lambda how, ctx: Refusing(how, ctx))
+    assert ClientConfig(world=world).create(c, state) is None
+    assert opened == [["web-1", "web-2"]]
+    assert cluster.writes == [] and cluster.commands == []
+    [err] = errors(c)
+    assert "refused before any change" in str(err) and "host key of 10.0.0.2 is unknown" in str(err)
+    assert "No node was written to or restarted" in str(err)
+
+
+def test_a_bad_delivery_attribute_is_refused_naming_the_field(cluster):
+    c = ctx(CreateContext)
+    state = client_state(cluster, ["web-1"])
+    state["delivery"] = '{"method":"ssh","known_hosts":"/k","port":0}'
+    assert ClientConfig(world=cluster.world(ENV)).create(c, state) is None
+    [err] = errors(c)
+    assert "delivery.port: 0 is out of range; allowed: >= 1" in str(err) and cluster.commands == []
