@@ -31,6 +31,9 @@ def register(sub) -> None:
     s.add_argument("--groups", type=int, default=2)
     s.add_argument("--batch-size", type=int, default=1, help="client batch size (default 1)")
     s.add_argument("--keep", action="store_true", help="leave the lab running at the end")
+    s.add_argument("--hosts", action="store_true",
+                   help="run on a multi-host fleet instead (root): every agent on a host of its own (a network "
+                        "namespace with its own address, filesystem and sshd), configs delivered over SSH")
     s.set_defaults(func=cmd_demo)
 
 
@@ -55,6 +58,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     workdir = Path(args.dir).resolve()
     if workdir.exists():
         lab.down(workdir / "lab", quiet=True)  # a demo left running by --keep
+        if (workdir / "fleet" / "fleet.json").exists():
+            from ..lab import fleet as lab_fleet
+
+            lab_fleet.down(workdir / "fleet")
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     key_env = "TSEGOSSIP_KEY"
@@ -62,12 +69,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         os.environ[key_env] = GossipKey.generate().reveal()  # lives only in this process and its children
     key = GossipKey.from_env(key_env)
     t0 = time.monotonic()
-    print(f"== demo: lab of {args.servers} servers + {args.clients} clients in {args.groups} groups, "
+    where = "fleet of hosts" if args.hosts else "lab"
+    print(f"== demo: {where} of {args.servers} servers + {args.clients} clients in {args.groups} groups, "
           f"key {key.redacted} sha256:{key.fingerprint}", flush=True)
-    cluster = lab.up(workdir / "lab", servers=args.servers, clients=args.clients, groups=args.groups)
-    try:
-        spec_path = workdir / "spec.json"
+    spec_path = workdir / "spec.json"
+    if args.hosts:
+        from ..lab import fleet as lab_fleet
+
+        fleet = _demo_fleet(args, workdir, spec_path, key_env)
+        stop = lambda: lab_fleet.down(fleet.workdir)  # noqa: E731
+    else:
+        cluster = lab.up(workdir / "lab", servers=args.servers, clients=args.clients, groups=args.groups)
+        stop = lambda: lab.down(cluster, quiet=True)  # noqa: E731
         lab.write_spec(cluster, spec_path, key_env=key_env, batch_size=args.batch_size)
+    try:
         rollout = spec.load(spec_path)
         plan = planner.plan(rollout)
         print(report.as_text(plan, key), flush=True)
@@ -79,6 +94,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
               flush=True)
     finally:
         if not args.keep:
-            lab.down(cluster, quiet=True)
-            print("== lab stopped", flush=True)
+            stop()
+            print(f"== {where} stopped", flush=True)
     return 0
+
+
+def _demo_fleet(args: argparse.Namespace, workdir: Path, spec_path: Path, key_env: str):
+    """The fleet, its spec (ssh delivery), and the runner's identity in the variable the spec names."""
+    import json
+
+    from ..lab import fleet as F
+
+    names = ["web", "api"] + [f"group-{i}" for i in range(3, args.groups + 1)]
+    groups = {g: args.clients // args.groups + (1 if i < args.clients % args.groups else 0)
+              for i, g in enumerate(names[:args.groups])}
+    fleet = F.up(workdir / "fleet", servers=args.servers, groups={g: n for g, n in groups.items() if n},
+                 progress=lambda line: print(f"   {line}", flush=True))
+    os.environ[F.IDENTITY_ENV] = str(fleet.identity)
+    spec_path.write_text(json.dumps(F.spec(fleet, name="demo", key_env=key_env, batch_size=args.batch_size),
+                                    indent=2))
+    return fleet

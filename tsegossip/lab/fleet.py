@@ -38,6 +38,9 @@ from .model import LabError
 from .process import ensure_binary
 
 DEFAULT_WORKDIR = Path("/tmp/tsegossip-fleet")
+# The one fleet this machine has (its addresses and interface names are fixed): where it lives, so that
+# `up` elsewhere removes it first and `down` finds it. In /run: gone on reboot, like the namespaces.
+CURRENT = Path("/run/tsegossip-fleet")
 FIRST_HOST = 11
 HTTP_PORT = 8500
 SSHD = "/usr/sbin/sshd"
@@ -418,6 +421,12 @@ def up(workdir: str | os.PathLike = DEFAULT_WORKDIR, servers: int = 3, groups: M
     if not shutil.which(SSHD) and not os.path.exists(SSHD):
         raise LabError(f"{SSHD} not found: install Debian's openssh-server (./bootstrap does)")
     workdir = Path(workdir).resolve()
+    try:
+        earlier = Path(CURRENT.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        earlier = None
+    if earlier is not None and earlier != workdir:
+        down(earlier, progress=progress)  # one fleet per machine: the earlier one goes first
     if (workdir / "fleet.json").exists() or net.existing_netns():
         down(workdir, progress=progress)  # a leftover fleet (or a crashed run's namespaces): start clean
     hosts = plan_hosts(servers, dict(groups if groups is not None else {"web": 3, "api": 3}), not_started)
@@ -425,6 +434,7 @@ def up(workdir: str | os.PathLike = DEFAULT_WORKDIR, servers: int = 3, groups: M
     t0 = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
     fleet.save()  # first: `down` can then clean up whatever the rest leaves half made
+    write_text(CURRENT, f"{workdir}\n")
     runner_pub = _runner_files(fleet)
     frags = fragments_for(fleet, phases or {}, key)
     net.make_bridge()
@@ -480,6 +490,11 @@ def down(workdir: str | os.PathLike = DEFAULT_WORKDIR, progress=lambda line: Non
     net.remove_network(names)
     if workdir.exists():
         shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        if Path(CURRENT.read_text().strip()) == workdir:
+            CURRENT.unlink()
+    except (FileNotFoundError, ValueError):
+        pass
     if names:
         progress(f"fleet: removed {len(names)} host(s) and {workdir}")
     return names
