@@ -12,7 +12,6 @@ import pytest
 from tsegossip.keys import GossipKey
 from tsegossip.lab import fleet as F
 from tsegossip.lab import fleetnet
-from tests.fleet.helpers import host_file
 from tests.support import console_script
 
 pytestmark = pytest.mark.timeout(240)

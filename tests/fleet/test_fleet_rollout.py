@@ -18,7 +18,7 @@ import pytest
 from tsegossip import check, deploy, planner, spec
 from tsegossip.lab import fleet as F
 from tests.fleet.conftest import KEY_ENV
-from tests.fleet.helpers import Out, Probe, agent_pids, fragments, host_file
+from tests.fleet.helpers import Out, Probe, agent_pids, fragments
 from tests.support import ROOT
 
 pytestmark = pytest.mark.timeout(420)

@@ -101,7 +101,7 @@ def test_fails_stops_at_first_node_that_does_not_come_back(cluster):
     c = ctx(CreateContext)
     assert ClientConfig(world=cluster.world(ENV)).create(c, client_state(cluster, ["web-1", "web-2"])) is None
     (err,) = errors(c)
-    assert err.summary == "Rollout of web stopped at web-1"
+    assert err.summary == "Rollout of web (lab/02-web-accept) stopped at web-1"
     assert "member failed" in err.detail and "(web-2)" in err.detail
     assert [c.split()[1] for c in cluster.commands] == ["web-1"]
 

@@ -28,7 +28,7 @@ def register(sub, guard) -> None:
                     "each with its own address, its own /etc/consul.d, /var/lib/consul, /etc/ssh and /root, a "
                     "real sshd and a real Consul agent. The runner reaches them only over SSH and Consul's "
                     "HTTP API. Needs root.")
-    fsub = p.add_subparsers(dest="fleet_command", metavar="{up,status,spec,down}")
+    fsub = p.add_subparsers(dest="fleet_command", metavar="{up,status,spec,restart,down}")
     fsub.required = True
 
     def dir_arg(sp):
@@ -63,6 +63,13 @@ def register(sub, guard) -> None:
     sp.add_argument("--batch-size", type=int, default=1)
     sp.add_argument("--key-env", default="TSEGOSSIP_FLEET_KEY")
     sp.set_defaults(func=guard(cmd_spec))
+
+    rs = fsub.add_parser("restart", help="restart one host's agent from the runner, without SSH",
+                         description="Run the host's `consulctl restart` inside its namespaces (nsenter) on the "
+                                     "runner: a restart_command for benchmarks that take the delivery's cost out.")
+    dir_arg(rs)
+    rs.add_argument("node")
+    rs.set_defaults(func=guard(cmd_restart))
 
     dn = fsub.add_parser("down", help="stop everything and remove the fleet (idempotent, also after a crash)")
     dir_arg(dn)
@@ -123,6 +130,13 @@ def cmd_status(args) -> int:
     for r in rows:
         print(f"{r['host']:<12} {r['addr']:<13} {r['role']:<12} sshd={'up' if r['sshd'] else 'down':<5} "
               f"agent={r['agent']:<16} member={r['member']}")
+    return 0
+
+
+def cmd_restart(args) -> int:
+    fleet = F.load(args.dir)
+    fleet.host(args.node)  # an unknown node is named
+    F.consulctl(fleet, args.node, "restart")
     return 0
 
 

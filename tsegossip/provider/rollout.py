@@ -8,7 +8,6 @@ an alive member in the new phase.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Mapping, NoReturn
 
 from tf.utils import Diagnostics
@@ -105,10 +104,15 @@ def roll_nodes(state: NodesState, world: World, diags: Diagnostics) -> NodesStat
         try:
             session.preflight([targets[n] for n in pending])
         except dl.DeliveryFailed as err:
-            refuse(diags, f"Rollout of {state.role} refused before any change",
+            refuse(diags, f"Rollout of {who} refused before any change",
                    f"{err}. No node was written to or restarted.", [err.field])
-        for i, batch in enumerate(batches, 1):
-            _roll_batch(state, world, diags, session, targets, doc, target, batches, i)
+        try:
+            for i, batch in enumerate(batches, 1):
+                _roll_batch(state, world, diags, session, targets, doc, target, batches, i)
+        finally:
+            if session.connections:  # one per host per step is the goal (BENCHMARKS.md ## Fleet)
+                world.progress(f"{who}: delivery opened {sum(session.connections.values())} connection(s) to "
+                               f"{len(session.connections)} host(s)")
 
     final = world.observe(state.http_addr, nodes, state.access, with_keyring=False)
     world.progress(f"{who}: done, {len(nodes)} node(s) in {target}")
@@ -177,7 +181,7 @@ def _roll_batch(state: NodesState, world: World, diags: Diagnostics, session: dl
 def _stop(diags: Diagnostics, state: NodesState, node: str, what: str, batches: list[list[str]], i: int,
           path: list[str], done_in_batch: list[str] = ()) -> NoReturn:
     untouched = [n for b in batches[i:] for n in b]
-    refuse(diags, f"Rollout of {state.role} stopped at {node}",
+    refuse(diags, f"Rollout of {state.who} stopped at {node}",
            f"{what}. Later nodes were not touched"
            + (f" ({', '.join(untouched)})" if untouched else "")
            + (f"; {', '.join(done_in_batch)} of the same batch were restarted" if done_in_batch else "")
