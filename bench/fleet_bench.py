@@ -8,8 +8,8 @@ Per run, each on a fresh fleet of 3 servers + N clients (two groups, web and api
   ssh        tsegossip deploy (real `cdktf deploy`, stack by stack) with ssh delivery: per host one
              connection per step, the write on the host, the restart on the host;
   no-ssh     the same rollout with delivery's cost taken out: `local` delivery writing straight into
-             each host's private directory on the runner, and `tsegossip lab fleet restart NODE` (nsenter,
-             no SSH) as restart command;
+             each host's private directory on the runner, and `nsenter <the host's namespaces> consulctl
+             restart` as restart command (no SSH, no Python start-up);
   ansible    ansible-core (PyPI, its own venv under .tools/ansible) over the same SSH fleet: three passes
              (accept-encrypted, send-encrypted, enforced), each servers `serial: 1` then clients
              `serial: 5`, a copy of the fragment (no_log) and `consulctl restart`, pipelining on, then
@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from tsegossip import deploy, planner, spec  # noqa: E402
 from tsegossip.keys import GossipKey  # noqa: E402
 from tsegossip.lab import fleet as F  # noqa: E402
+from tsegossip.lab import fleetnet  # noqa: E402
 from tests.fleet.helpers import Out, Probe  # noqa: E402
 from machine import cpu_model  # noqa: E402
 
@@ -74,7 +75,9 @@ def run_tsegossip(fleet: F.Fleet, workdir: Path, batch: int, no_ssh: bool) -> di
         for role in [doc["servers"], *doc["client_groups"]]:
             role["delivery"] = {"method": "local"}
             role["config_path"] = str(fleet.root / "hosts" / "{node}" / "consul.d" / "50-gossip.json")
-            role["restart_command"] = f"{console()} lab fleet restart --dir {fleet.workdir} {{node}}"
+            # nsenter straight into the host's namespaces: no SSH, and no Python start-up either
+            enter = " ".join(fleetnet.enter(fleet.ns_dir, "{node}"))
+            role["restart_command"] = f"{enter} {F.RESTART_COMMAND}"
     spec_path = workdir / "spec.json"
     spec_path.write_text(json.dumps(doc, indent=2))
     plan = planner.plan(spec.load(spec_path))

@@ -42,7 +42,9 @@ def layer_of(module: str) -> str:
         if head == "lab" and len(parts) > 2 and parts[2] == "cli":
             return "cli"  # the lab's commands are part of the CLI
         return head
-    if head in ("check", "report", "deploy"):
+    if head == "accounting":
+        return "verdict"  # beside the verdict: observe and the vocabulary only
+    if head in ("check", "report", "deploy", "discover"):
         return "commands"
     if head in ("cli", "__main__"):
         return "cli"

@@ -70,7 +70,8 @@ def test_model_is_frozen():
 
 def test_fails_unknown_field():
     assert problems(edited(colour="blue")) == [
-        "colour: unknown field 'colour'; allowed: client_groups, consul, key_env, name, servers, strategy, target, timeouts"
+        "colour: unknown field 'colour'; allowed: client_groups, consul, key_env, name, servers, strategy, target, timeouts, "
+        "unmanaged"
     ]
 
 

@@ -7,12 +7,13 @@ from dataclasses import asdict
 
 from tabulate import tabulate
 
-from . import observe
+from . import accounting, observe
 from .keys import GossipKey
 from .planner import SERVERS, State, initial_state
 from .expectations import listed_nodes, must_be_member
 from .spec import Rollout, ServerType
-from .verdict import ClusterVerdict, judge
+from .verdict import ClusterVerdict, NodeVerdict, judge
+from .phases import Phase
 
 
 def access_of(rollout: Rollout) -> observe.Access:
@@ -40,8 +41,44 @@ def run_check(rollout: Rollout, key: GossipKey | None, state: State | None = Non
         roles[name] = SERVERS
         addrs[name] = rollout.servers.http_addr
     watched = {n: a for n, a in addrs.items() if must_be_member(expected[n])}
+    watched.update({u.name: u.http_addr for u in rollout.unmanaged if u.http_addr})
     view = observe.observe(rollout.servers.http_addr, watched, access, timeout)
-    return judge(view, expected, roles, key.fingerprint if key else None, rollout.key_env)
+    verdict = judge(view, expected, roles, key.fingerprint if key else None, rollout.key_env)
+    return with_unaccounted(verdict, view, expected, rollout)
+
+
+UNLISTED_ROLE = "(not listed)"
+UNMANAGED_ROLE = "(unmanaged)"
+
+
+def with_unaccounted(verdict: ClusterVerdict, view: observe.ClusterView, expected: dict[str, str],
+                     rollout: Rollout) -> ClusterVerdict:
+    """The verdict with a row for every unmanaged member (observed where its API answers) and a row and
+    a problem for every alive member the spec does not list."""
+    rows: list[NodeVerdict] = []
+    for u in rollout.unmanaged:
+        node = view.nodes.get(u.name)
+        observed = node.label if node is not None else "unknown"
+        problems = []
+        if node is not None and node.reachable and u.phase is not None and node.phase is not u.phase:
+            problems.append(f"runs {node.describe()}, but unmanaged says {u.phase}: the plan's proof relies on it")
+        if node is not None and not node.reachable and u.phase is None:
+            problems.append(f"phase observe, but {node.describe()}")
+        rows.append(NodeVerdict(u.name, UNMANAGED_ROLE, u.label, view.member_status(u.name), observed, tuple(problems)))
+    problems = verdict.problems
+    if view.roster is not None:
+        present = {Phase(p) for p in expected.values() if p in Phase.names()}
+        present |= {u.phase for u in rollout.unmanaged if u.phase is not None}
+        listed = set(expected) | {u.name for u in rollout.unmanaged}
+        found = accounting.unlisted(view.roster, listed, rollout.servers.type is ServerType.TSE, present)
+        rows += [NodeVerdict(u.member.name, UNLISTED_ROLE, "-", u.member.status, "unknown",
+                             (f"an alive member the spec does not list ({u.member.where}); it runs "
+                              + " or ".join(p.value for p in u.possible),)) for u in found]
+        if found:
+            problems += (f"{len(found)} alive member(s) the spec does not list. " + accounting.FIX,)
+    if not rows:
+        return verdict
+    return ClusterVerdict(verdict.nodes + tuple(rows), verdict.keyring, problems)
 
 
 def as_table(verdict: ClusterVerdict) -> str:
@@ -56,6 +93,7 @@ def as_table(verdict: ClusterVerdict) -> str:
         lines.append(f"problem: {p}")
     ok = sum(n.ok for n in verdict.nodes)
     lines.append(f"{ok}/{len(verdict.nodes)} nodes as expected" + ("" if verdict.ok else "; cluster differs from the spec"))
+    lines.append(f"audit: {verdict.audit()}")
     return "\n".join(lines)
 
 
@@ -65,4 +103,5 @@ def as_json(verdict: ClusterVerdict) -> str:
         "nodes": [{**asdict(n), "ok": n.ok} for n in verdict.nodes],
         "keyring": verdict.keyring,
         "problems": verdict.all_problems(),
+        "audit": verdict.audit(),
     }, indent=2)

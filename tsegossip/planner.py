@@ -216,6 +216,27 @@ def _check_today(state: State) -> None:
             )
 
 
+def _check_unmanaged(rollout: Rollout, today: State, steps: list[Step]) -> None:
+    """Unmanaged members keep their phase throughout: today's phases and every step's coexisting ones
+    must gossip with it (`observe` ones are judged live by the step's before-gate instead)."""
+    for u in rollout.unmanaged:
+        if u.phase is None:
+            continue
+        for role, q in today.joined().items():
+            if not compatible(u.phase, q):
+                raise PlanError(
+                    f"unmanaged member {u.name} runs {u.phase}, but the spec says {role} are in {q}: those cannot "
+                    f"gossip today ({why_incompatible(u.phase, q)}); fix its phase under unmanaged (`tsegossip check` "
+                    "shows what it runs) and plan again")
+        for s in steps:
+            bad = [q for q in s.proof.coexisting if not compatible(u.phase, q)]
+            if bad:
+                raise PlanError(
+                    f"unmanaged member {u.name} runs {u.phase}: step {s.stack} brings agents in {bad[0]}, which it "
+                    f"cannot gossip with ({why_incompatible(u.phase, bad[0])}). Move {u.name} yourself before that "
+                    "step and update its phase under unmanaged, or list it in a client group so tsegossip moves it")
+
+
 def _step(rollout: Rollout, index: int, kind: StepKind, before: State, moves: tuple[Move, ...]) -> Step:
     after = before
     for m in moves:
@@ -310,6 +331,7 @@ def plan(rollout: Rollout) -> Plan:
     for s in steps:
         if not s.proof.safe and not (s.kind is StepKind.SERVERS and s.moved_roles == (SERVERS,)):
             raise PlanError(f"internal: step {s.stack} failed its own proof: {s.proof.summary()}")
+    _check_unmanaged(rollout, state, steps)
     warnings = [w for s in steps for w in s.warnings]
     if rollout.target in (Phase.ACCEPT_ENCRYPTED, Phase.SEND_ENCRYPTED):
         warnings.append(

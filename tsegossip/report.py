@@ -83,6 +83,9 @@ def as_text(plan: Plan, key: GossipKey) -> str:
     ]
     for w in plan.warnings:
         lines.append(f"WARNING: {w}")
+    if r.unmanaged:
+        lines.append(f"unmanaged (never restarted, proven against): "
+                     + ", ".join(f"{u.name} {u.label}" for u in r.unmanaged))
     if not plan.steps:
         lines.append(f"nothing to do: every agent is already {r.target}")
         return "\n".join(lines)
@@ -125,6 +128,10 @@ def as_markdown(plan: Plan, key: GossipKey) -> str:
         out.append("")
     out.append(f"Gossip key: `{key.redacted}` (sha256 `{key.fingerprint}`), read from `${r.key_env}` at deploy time.")
     out.append("")
+    if r.unmanaged:
+        out.append("Unmanaged members (never restarted; every step is proven against them, `observe` ones live "
+                   "at deploy time): " + ", ".join(f"`{u.name}` {u.label}" for u in r.unmanaged))
+        out.append("")
     if not plan.steps:
         out.append(f"Nothing to do: every agent is already `{r.target}`.")
         return "\n".join(out) + "\n"

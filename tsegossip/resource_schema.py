@@ -116,6 +116,16 @@ PHASE_GATE = (
        "Node name → phase it must be in (`not-joined` for nodes that need not be members yet).", required=True),
     _a("addresses", Kind.MAP_STRING, "Node name → that agent's HTTP API address (to read its own settings).",
        optional=True),
+    _a("present_phases", Kind.STRING,
+       "Before-gate: the phases the roles are in before the step, comma-separated. With coexisting_phases, every "
+       "alive member not in `expected` is accounted for: refused when the step would cut it off.", optional=True),
+    _a("coexisting_phases", Kind.STRING,
+       "Before-gate: the phases that coexist during the step (the plan's proof), comma-separated.", optional=True),
+    _a("unmanaged", Kind.MAP_STRING,
+       "Before-gate: members handled elsewhere → the phase they run, or `observe` (read from their own API at "
+       "`addresses`). The step is refused when it would cut one off.", optional=True),
+    _a("servers_unlisted", Kind.BOOL,
+       "The servers are TSE-managed and not listed by name: a member tagged as a server is theirs.", optional=True),
     _a("key_env", Kind.STRING, "Environment variable holding the gossip key, to check the keyring.", required=True),
     _a("key_fingerprint", Kind.STRING, "sha256 fingerprint of the expected key.", required=True),
     _a("token_env", Kind.STRING, "Environment variable with the Consul ACL token.", optional=True),

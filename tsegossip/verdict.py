@@ -35,6 +35,13 @@ class ClusterVerdict:
     keyring: str
     problems: tuple[str, ...]   # cluster-wide ones (members unreadable, keyring short)
 
+    def audit(self) -> str:
+        """The line an auditor pastes: alive members seen enforced (from their own API) of all alive
+        members, and the keyring. A member whose phase is unknown is not counted as enforced."""
+        alive = [n for n in self.nodes if n.member == "alive"]
+        enforced = sum(n.observed == Phase.ENFORCED.value for n in alive)
+        return f"{enforced}/{len(alive)} members enforced, keyring {self.keyring}"
+
     @property
     def ok(self) -> bool:
         return not self.problems and all(n.ok for n in self.nodes)

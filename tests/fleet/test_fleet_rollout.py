@@ -130,6 +130,7 @@ def test_smooth_over_ssh_on_3_servers_and_2_groups_leaves_no_key_on_the_runner(f
     assert phases_on_hosts(fleet) == {h.name: "enforced" for h in fleet.hosts}
     verdict = check.run_check(plan.rollout, key, plan.final)
     assert verdict.ok and f"{key.fingerprint}* on 9/9" in verdict.keyring, check.as_table(verdict)
+    assert verdict.audit() == f"9/9 members enforced, keyring dc1 LAN: {key.fingerprint}* on 9/9 (* = primary)"
     # the membership probe looked all along, and saw no member failed outside the batch in flight
     assert probe.samples > 300, probe.samples
     assert probe.outside_batches(out) == []
@@ -244,3 +245,38 @@ def test_local_delivery_against_the_fleet_changes_no_agent(fleet, fleet_env, tmp
         assert key.reveal() in Path(F.CONFIG_PATH).read_text()
     finally:
         Path(F.CONFIG_PATH).unlink(missing_ok=True)  # it holds this test's key in clear
+
+
+def test_discover_fill_in_validate_deploy(fleet, fleet_env, tmp_path):
+    """A spec from the live fleet: servers from their tags, groups web and api from the names, phases
+    from each host's API; validate names what only the operator knows; filled in, it deploys."""
+    import subprocess
+
+    import yaml
+
+    from tests.support import console_script
+
+    out = tmp_path / "discovered.yaml"
+    r = subprocess.run([console_script(), "discover", fleet.servers[0].http_addr, "--name", "found",
+                        "--out", str(out)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "3 server(s), 2 group(s), 6 client(s)" in r.stderr
+    doc = yaml.safe_load(out.read_text())
+    assert [n["name"] for n in doc["servers"]["nodes"]] == ["server-1", "server-2", "server-3"]
+    assert {g["name"]: [n["name"] for n in g["nodes"]] for g in doc["client_groups"]} == {
+        "api": ["api-1", "api-2", "api-3"], "web": ["web-1", "web-2", "web-3"]}
+    assert {g["phase"] for g in doc["client_groups"]} == {"plaintext"} and doc["servers"]["phase"] == "plaintext"
+    assert doc["client_groups"][0]["nodes"][0]["http_addr"] == fleet.host("api-1").http_addr
+    doc["key_env"] = KEY_ENV
+    out.write_text(yaml.safe_dump(doc))
+    bad = subprocess.run([console_script(), "validate", str(out)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "servers.delivery.known_hosts: is required" in bad.stderr, bad.stderr
+    for role in [doc["servers"], *doc["client_groups"]]:
+        role["delivery"].update(known_hosts=str(fleet.known_hosts), identity_env=F.IDENTITY_ENV)
+        role["restart_command"] = F.RESTART_COMMAND
+    out.write_text(yaml.safe_dump(doc))
+    ok = subprocess.run([console_script(), "validate", str(out)], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    plan = planner.plan(spec.load(out))
+    deploy.deploy_steps(plan, out, fleet_env, tmp_path / "deploy", stacks=[plan.steps[0].stack], out=Out())
+    assert set(phases_on_hosts(fleet).values()) == {"accept-encrypted"}

@@ -268,3 +268,23 @@ def test_the_key_travels_only_on_stdin(fleet):
         sampler.join(10)
     assert seen == []
     assert all(key.reveal() in host_file(fleet, h.name, F.CONFIG_PATH) for h in fleet.clients)
+
+
+def test_through_a_jump_host(fleet):
+    """jump_host: the runner connects to server-1, which opens the channel to web-1 (web-1's sshd logs
+    the jump host's address, not the runner's); both host keys are verified against known_hosts."""
+    key = GossipKey.generate()
+    web1, jump = fleet.host("web-1"), fleet.host("server-1")
+    with session(fleet, key, jump_host={"host": jump.addr}) as s:
+        s.preflight([target(web1)])
+        s.write(target(web1), accept(key), 30)
+        assert s.connections == {web1.addr: 1, f"{jump.addr} (jump host)": 1}
+    assert key.reveal() in host_file(fleet, "web-1", F.CONFIG_PATH)
+    log = host_file(fleet, "web-1", "/etc/ssh/sshd.log")
+    assert f"Accepted publickey for root from {jump.addr}" in log and "from 198.18.0.1 " not in log
+    # an unknown jump host is refused like any other host
+    F.write_known_hosts(fleet, [h for h in fleet.hosts if h.name != "server-1"])
+    with session(fleet, key, jump_host={"host": jump.addr}) as s:
+        with pytest.raises(dl.DeliveryFailed) as err:
+            s.preflight([target(fleet.host("web-2"))])
+    assert f"host key of {jump.addr} is unknown" in str(err.value)

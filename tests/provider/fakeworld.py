@@ -65,6 +65,10 @@ class FakeCluster:
     def members(self, http_addr, access=None, timeout=None):
         return {name: n.status for name, n in self.nodes.items() if n.status != "absent"}
 
+    def roster(self, http_addr, access=None, timeout=None):
+        return tuple(obs.Member(name, f"10.0.0.{i}", 8301, n.status, name.startswith("server"))
+                     for i, (name, n) in enumerate(sorted(self.nodes.items()), 1) if n.status != "absent")
+
     def node_settings(self, address, name=None, access=None, timeout=None):
         return self._view(name or address.split("//")[1].split(":")[0])
 
@@ -116,5 +120,6 @@ class FakeCluster:
 
     def world(self, environ) -> World:
         return World(environ=environ, progress=self.lines.append, observe=self.observe, members=self.members,
+                     roster=self.roster,
                      node_settings=self.node_settings, keyring=self.keyring, write_fragment=self.write_fragment,
                      run_command=self.run_command, sleep=self.sleep, clock=self.clock)

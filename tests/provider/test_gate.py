@@ -16,7 +16,7 @@ def test_gate_passes_with_mixed_phases_and_keyless_plaintext_members(cluster):
     new = PhaseGate(world=cluster.world(ENV)).create(c, gate_state(cluster, expected))
     assert not errors(c), c.diagnostics
     assert new["verdict"].startswith("ok: 5 node(s) alive") and KEY.fingerprint in new["verdict"]
-    assert "(web-1, web-2, web-3, expected plaintext)" in new["verdict"]
+    assert "(web-1, web-2, web-3, not expected to hold the key)" in new["verdict"]
 
 
 def test_gate_fails_when_a_member_meant_to_be_keyed_has_no_keyring(cluster):
@@ -78,3 +78,61 @@ def test_fails_gate_key_not_in_keyring(cluster):
 def test_gate_read_returns_prior_state(cluster):
     current = gate_state(cluster, {"web-1": "enforced"}, verdict="ok")
     assert PhaseGate(world=cluster.world(ENV)).read(ctx(ReadContext), current) is current
+
+
+# ---- accounting for every member (before-gates carry the step's phases) ------------------------
+
+ALL = {"server-1": "accept-encrypted", "server-2": "accept-encrypted", "web-1": "plaintext", "web-2": "plaintext",
+       "web-3": "plaintext"}
+STEP_1 = {"present_phases": "plaintext,accept-encrypted", "coexisting_phases": "plaintext,accept-encrypted"}
+
+
+def test_before_gate_accounts_for_every_member(cluster):
+    c = ctx(CreateContext)
+    new = PhaseGate(world=cluster.world(ENV)).create(c, gate_state(cluster, ALL, **STEP_1))
+    assert not errors(c) and new["verdict"].endswith("; all 5 member(s) accounted for")
+
+
+def test_an_unlisted_member_safe_during_the_step_is_noted(cluster):
+    expected = {k: v for k, v in ALL.items() if k != "web-3"}
+    c = ctx(CreateContext)
+    new = PhaseGate(world=cluster.world(ENV)).create(c, gate_state(cluster, expected, **STEP_1))
+    assert not errors(c)
+    assert "1 alive member(s) the spec does not list, safe during this step: web-3 (10.0.0.5:8301)" in new["verdict"]
+
+
+def test_an_unlisted_member_the_step_would_cut_off_is_refused(cluster):
+    from tsegossip.phases import Phase
+    for n in cluster.nodes.values():
+        n.phase = Phase.ACCEPT_ENCRYPTED
+        n.keys.add(KEY.fingerprint)
+    expected = {k: "accept-encrypted" for k in ALL if k != "web-3"}
+    c = ctx(CreateContext)
+    step2 = {"present_phases": "accept-encrypted", "coexisting_phases": "accept-encrypted,send-encrypted"}
+    assert PhaseGate(world=cluster.world(ENV)).create(c, gate_state(cluster, expected, **step2)) is None
+    [err] = errors(c)
+    assert err.summary == "Gate before stack 02-web-accept: 1 member(s) the spec does not list would be cut off"
+    assert "web-3 (10.0.0.5:8301): an alive member the spec does not list; it runs plaintext or " \
+           "accept-encrypted or send-encrypted" in err.detail
+    assert "as plaintext it cannot gossip with agents in send-encrypted" in err.detail
+    assert cluster.commands == []
+
+
+def test_an_unmanaged_member_is_judged_at_its_phase_and_tse_servers_are_theirs(cluster):
+    expected = {k: v for k, v in ALL.items() if not k.startswith("server")}
+    c = ctx(CreateContext)
+    step = {"present_phases": "plaintext,accept-encrypted", "coexisting_phases": "accept-encrypted,send-encrypted"}
+    state = gate_state(cluster, expected, servers_unlisted=True, unmanaged={"laptop": "plaintext"}, **step)
+    assert PhaseGate(world=cluster.world(ENV)).create(c, state) is None
+    [err] = errors(c)
+    assert "laptop: unmanaged in plaintext, and this step would cut it off" in err.detail
+    assert "server-1" not in err.detail  # members tagged as servers belong to TSE
+
+
+def test_an_unmanaged_member_to_observe_that_does_not_answer_is_refused(cluster):
+    c = ctx(CreateContext)
+    state = gate_state(cluster, ALL, unmanaged={"ghost": "observe"}, **STEP_1)
+    state["addresses"] = {**state["addresses"], "ghost": "http://ghost:8500"}
+    assert PhaseGate(world=cluster.world(ENV)).create(c, state) is None
+    [err] = errors(c)
+    assert "unmanaged member ghost cannot be observed" in err.summary and "no answer from" in err.detail

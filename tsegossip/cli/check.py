@@ -19,6 +19,46 @@ def register(sub) -> None:
     s.add_argument("--timeout", type=float, default=3.0, help="seconds per HTTP request (default 3)")
     s.set_defaults(func=cmd_check)
 
+    d = sub.add_parser("discover", help="write a spec skeleton from a live cluster",
+                       description="List the members of the cluster behind ADDR (Consul's HTTP API), take servers from "
+                       "their tags, group the clients (by a node-meta key or a name pattern), read each node's phase "
+                       "from its own API, and print a spec skeleton (YAML). It leaves out what it cannot know "
+                       "(delivery's known_hosts and identity): `tsegossip validate` names each field to fill in.")
+    d.add_argument("addr", metavar="ADDR", help="an agent's HTTP API, e.g. http://10.0.0.5:8500")
+    d.add_argument("--group-by", default="pattern:^(?P<group>.+?)-?\\d+$",
+                   help="meta:KEY (the catalog's node meta) or pattern:REGEX with a named group `group` applied to "
+                        "node names (default: the name without its trailing number, web-3 -> web)")
+    d.add_argument("--http-port", type=int, default=8500, help="the agents' HTTP port (default 8500)")
+    d.add_argument("--name", default="discovered", help="the rollout's name (default discovered)")
+    d.add_argument("--tse", nargs=2, metavar=("INSTANCE_ID", "REGION"),
+                   help="the servers are this TSE instance (otherwise self-managed, one node per server member)")
+    d.add_argument("--token-env", default="CONSUL_HTTP_TOKEN")
+    d.add_argument("--cacert-env", default="CONSUL_CACERT")
+    d.add_argument("--out", metavar="PATH", help="write the skeleton here instead of stdout")
+    d.add_argument("--timeout", type=float, default=3.0)
+    d.set_defaults(func=cmd_discover)
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    import sys
+
+    from .. import discover, observe
+
+    access = observe.Access(token_env=args.token_env, cacert_env=args.cacert_env)
+    found = discover.discover(args.addr, access, args.group_by, args.http_port, args.timeout)
+    doc, notes = discover.skeleton(found, args.addr, args.name, tuple(args.tse) if args.tse else None)
+    if args.token_env != "CONSUL_HTTP_TOKEN" or args.cacert_env != "CONSUL_CACERT":
+        doc["consul"] = {"token_env": args.token_env, "cacert_env": args.cacert_env}
+    text = discover.render(doc, notes, args.addr, len(found))
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        print(f"discover: wrote {args.out}: {sum(f.server for f in found)} server(s), "
+              f"{len(doc['client_groups'])} group(s), {sum(not f.server for f in found)} client(s)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
 
 def cmd_check(args: argparse.Namespace) -> int:
     from .. import check, planner, spec  # on use: keeps `lab restart` light (see tsegossip.cli)

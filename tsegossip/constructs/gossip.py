@@ -134,8 +134,15 @@ class PhaseStack(TerraformStack):
             client_cert_env=r.consul.client_cert_env, client_key_env=r.consul.client_key_env,
         )
         expected_before, expected_after, addresses = expectations(r, step)
+        # The before-gate also accounts for every member of the pool: an alive member the spec does not
+        # list must be safe with the phases that coexist during this step (tsegossip/accounting.py).
+        fixed = {u.phase for u in r.unmanaged if u.phase is not None}
         self.gate_before = PhaseGate(self, "gate-before", PhaseGateProps(
-            **common, when="before", expected=expected_before, addresses=addresses))
+            **common, when="before", expected=expected_before,
+            addresses={**addresses, **{u.name: u.http_addr for u in r.unmanaged if u.http_addr}},
+            present=tuple(sorted(set(step.before.joined().values()) | fixed, key=lambda p: p.rank)),
+            coexisting=step.proof.coexisting, servers_unlisted=r.servers.type is ServerType.TSE,
+            unmanaged={u.name: u.label for u in r.unmanaged}))
         upstream: list[Any] = [self.gate_before]
         self.server_params: GossipServerParams | None = None
         move = step.move_of(SERVERS)

@@ -304,10 +304,22 @@ class PhaseGateProps(_Common):
     """Node name → the phase it must be in; None or `not-joined` for nodes that need not be members yet."""
     addresses: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     """default: none; node name → HTTP API address, to read each agent's own settings."""
+    present: tuple[Phase | str, ...] = ()
+    """default: none (no accounting); before-gate: the phases every role is in before the step."""
+    coexisting: tuple[Phase | str, ...] = ()
+    """default: none; before-gate: the phases that coexist during the step (the proof's)."""
+    servers_unlisted: bool = False
+    """default: false; true when the servers are TSE-managed: a server member is theirs, not unlisted."""
+    unmanaged: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    """default: none; before-gate: member handled elsewhere → its phase, or `observe` (its address in addresses)."""
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
         self._check_common()
+        _set(self, present=tuple(_phase(owner, "present", p) for p in self.present),
+             coexisting=tuple(_phase(owner, "coexisting", p) for p in self.coexisting))
+        if not isinstance(self.servers_unlisted, bool):
+            raise _fail(owner, "servers_unlisted", f"{self.servers_unlisted!r} is not allowed; allowed: true or false")
         if self.when not in GATE_WHEN:
             raise _fail(owner, "when", f"{self.when!r} is not allowed; allowed: {', '.join(GATE_WHEN)}")
         if not isinstance(self.expected, Mapping):
@@ -327,11 +339,16 @@ class PhaseGateProps(_Common):
                 expected[node] = phase
             else:
                 raise _fail(owner, "expected", f"node {node}: {phase!r} is not a phase; allowed: {', '.join(allowed)}")
+        unmanaged = _node_map(owner, "unmanaged", self.unmanaged, required=False, what="phase or observe")
+        for node, label in unmanaged.items():
+            if label not in (*Phase.names(), "observe"):
+                raise _fail(owner, "unmanaged", f"node {node}: {label!r} is not allowed; allowed: "
+                                                f"{', '.join(Phase.names())}, observe")
         addresses = _node_map(owner, "addresses", self.addresses, required=False)
-        stray = [n for n in addresses if n not in expected]
+        stray = [n for n in addresses if n not in expected and n not in unmanaged]
         if stray:
             raise _fail(owner, "addresses", f"{', '.join(sorted(stray)[:5])} not in expected; addresses are for expected nodes only")
-        _set(self, expected=MappingProxyType(expected), addresses=addresses)
+        _set(self, expected=MappingProxyType(expected), addresses=addresses, unmanaged=unmanaged)
 
     def attributes(self) -> dict[str, Any]:
         common = self._common_attributes()
@@ -343,6 +360,10 @@ class PhaseGateProps(_Common):
             "http_addr": common["http_addr"],
             "expected": self.expected,
             "addresses": self.addresses or None,
+            "present_phases": ",".join(p.value for p in self.present) or None,
+            "coexisting_phases": ",".join(p.value for p in self.coexisting) or None,
+            "servers_unlisted": True if self.servers_unlisted else None,
+            "unmanaged": self.unmanaged or None,
             "key_env": common["key_env"],
             "key_fingerprint": common["key_fingerprint"],
             "token_env": common["token_env"],

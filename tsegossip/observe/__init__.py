@@ -20,10 +20,10 @@ from .agents import NodeView, node_settings, node_settings_many
 from .client import DEFAULT_TIMEOUT, Access, ObserveError, client_for
 from .cluster import ClusterView, observe
 from .keyrings import KEYRING_EMPTY, KeyringView, Ring, keyring, keyring_fingerprints
-from .membership import STATUS_NAMES, members
+from .membership import STATUS_NAMES, Member, members, parse_members, roster
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "KEYRING_EMPTY", "STATUS_NAMES", "Access", "ClusterView", "KeyringView", "NodeView",
+    "DEFAULT_TIMEOUT", "KEYRING_EMPTY", "STATUS_NAMES", "Access", "ClusterView", "KeyringView", "Member", "NodeView",
     "ObserveError", "Ring", "client_for", "keyring", "keyring_fingerprints", "members", "node_settings",
-    "node_settings_many", "observe",
+    "node_settings_many", "observe", "parse_members", "roster",
 ]

@@ -9,7 +9,7 @@ from typing import Mapping
 from .agents import NodeView, node_settings_many
 from .client import DEFAULT_TIMEOUT, Access, ObserveError
 from .keyrings import KeyringView, keyring
-from .membership import members
+from .membership import Member, roster
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class ClusterView:
     members_error: str | None
     nodes: Mapping[str, NodeView] = field(default_factory=dict)
     keyring: KeyringView | None = None
+    roster: tuple[Member, ...] | None = None  # the same listing with addresses and roles
 
     def member_status(self, name: str) -> str:
         if self.members is None:
@@ -45,12 +46,14 @@ def observe(http_addr: str, nodes: Mapping[str, str], access: Access | None = No
     """
     with ThreadPoolExecutor(max_workers=2) as pool:
         ring_f = pool.submit(keyring, http_addr, access, timeout) if with_keyring else None
-        mem_f = pool.submit(members, http_addr, access, timeout)
+        mem_f = pool.submit(roster, http_addr, access, timeout)
         views = node_settings_many(nodes, access, timeout)
         try:
-            mem: dict[str, str] | None = mem_f.result()
+            listed: tuple[Member, ...] | None = mem_f.result()
+            mem: dict[str, str] | None = {m.name: m.status for m in listed}
             mem_err = None
         except ObserveError as err:
-            mem, mem_err = None, str(err)
+            listed, mem, mem_err = None, None, str(err)
         ring = ring_f.result() if ring_f is not None else None
-    return ClusterView(http_addr=http_addr, members=mem, members_error=mem_err, nodes=views, keyring=ring)
+    return ClusterView(http_addr=http_addr, members=mem, members_error=mem_err, nodes=views, keyring=ring,
+                       roster=listed)

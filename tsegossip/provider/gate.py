@@ -11,6 +11,8 @@ from typing import Mapping
 
 from tf.utils import Diagnostics
 
+from .. import accounting
+from .. import observe as obs
 from ..expectations import allowed_labels, parse_label
 from ..phases import Phase
 from ..verdict import judge
@@ -84,5 +86,62 @@ def check_gate(state: GateState, world: World, diags: Diagnostics) -> GateState:
                 f"After {timeout:.0f}s the cluster still differs from the plan:\n  ") + "\n  ".join(mismatches) + hint,
                ["expected"])
     verdict = f"ok: {len(expected)} node(s) alive in their expected phases{ring_note}"
+    if before and state.coexisting_phases:
+        verdict += account_for_members(state, world, diags)
     world.progress(f"gate {state.resource_id}: {verdict}")
     return state.passed(verdict)
+
+
+def _phases(text: str | None, name: str, diags: Diagnostics) -> list[Phase]:
+    try:
+        return [Phase.parse(p) for p in (text or "").split(",") if p]
+    except ValueError:
+        refuse(diags, f"{name} {text!r} is not a list of phases",
+               f"Allowed: comma-separated phases of {', '.join(Phase.names())}.", [name])
+
+
+def _unmanaged_phases(state: GateState, world: World, diags: Diagnostics) -> dict[str, Phase]:
+    """Each unmanaged member's phase: as declared, or (`observe`) as its own API shows it now."""
+    out: dict[str, Phase] = {}
+    addresses = dict(state.addresses or {})
+    for name, label in sorted((state.unmanaged or {}).items()):
+        if label != "observe":
+            out[name] = _phases(label, f"unmanaged[{name}]", diags)[0]
+            continue
+        addr = addresses.get(name)
+        view = world.node_settings(addr, name, state.access) if addr else None
+        if view is None or not view.reachable or view.phase is None:
+            seen = view.describe() if view is not None else "no address in `addresses`"
+            refuse(diags, f"Gate before stack {state.stack}: unmanaged member {name} cannot be observed",
+                   f"{name} is unmanaged with phase `observe`, so its own API must show its phase: {seen}. Give "
+                   f"its phase under unmanaged instead, or make its API reachable. Nothing was changed.",
+                   ["unmanaged", (name,)])
+        out[name] = view.phase
+    return out
+
+
+def account_for_members(state: GateState, world: World, diags: Diagnostics) -> str:
+    """Every alive member of the pool that `expected` does not name must be safe during this step.
+
+    Refuses (before any restart) naming each member the step would cut off; returns a note for the
+    gate's verdict otherwise.
+    """
+    during = _phases(state.coexisting_phases, "coexisting_phases", diags)
+    present = _phases(state.present_phases, "present_phases", diags)
+    try:
+        roster = world.roster(state.http_addr, state.access)
+    except obs.ObserveError as err:
+        refuse(diags, f"Gate before stack {state.stack}: cannot account for every member",
+               f"The member list is needed to find alive members the spec does not list: {err}. Nothing was "
+               f"changed.", ["http_addr"])
+    unmanaged = _unmanaged_phases(state, world, diags)
+    listed = set(state.expected or {}) | set(unmanaged)
+    found = accounting.unlisted(roster, listed, bool(state.servers_unlisted), present)
+    lines = accounting.refusals(found, during, unmanaged)
+    if lines:
+        refuse(diags, f"Gate before stack {state.stack}: {len(lines)} member(s) the spec does not list would be cut off",
+               "\n  ".join(lines) + f"\n{accounting.FIX} Nothing was changed.", ["expected"])
+    if found:
+        return (f"; {len(found)} alive member(s) the spec does not list, safe during this step: "
+                + "; ".join(u.describe() for u in found[:5]) + (" ..." if len(found) > 5 else ""))
+    return f"; all {len(roster)} member(s) accounted for"

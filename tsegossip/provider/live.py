@@ -46,16 +46,22 @@ def key_installed(world: World, http_addr: str, fingerprint: str, nodes: Mapping
     keys: `local-only` only leaves out the WAN pool (Internal.KeyringOperation), so there is no
     per-node fallback to offer.
     """
+    def answer(ring: obs.KeyringView, via: str) -> tuple[bool, str] | None:
+        if ring.ok:
+            return ring.holds_everywhere(fingerprint), f"via {via}: {ring.describe()}"
+        if ring.unkeyed and not set(ring.unkeyed) & set(nodes):
+            # Members that are meant to be plaintext still (the steps that key one group at a time, an
+            # unlisted or unmanaged plaintext member) make the pool-wide listing fail. Every other member
+            # answered with a keyring; which keys it holds shows once those are keyed.
+            return True, (f"every other member answered with a keyring; {len(ring.unkeyed)} member(s) without one "
+                          f"({', '.join(ring.unkeyed)}, not expected to hold the key) make Consul's pool-wide "
+                          f"listing fail, so which keys the others hold is confirmed once those are keyed")
+        return None
+
     ring = world.keyring(http_addr, access)
-    if ring.ok:
-        return ring.holds_everywhere(fingerprint), f"via {http_addr}: {ring.describe()}"
-    if ring.unkeyed and not set(ring.unkeyed) & set(nodes):
-        # Members that are meant to be plaintext still (the steps that key one group at a time)
-        # make the pool-wide listing fail. Every other member answered with a keyring; which keys
-        # it holds shows once the last group is keyed, before any step that sends encrypted.
-        return True, (f"every other member answered with a keyring; {len(ring.unkeyed)} member(s) without one "
-                      f"({', '.join(ring.unkeyed)}, expected plaintext) make Consul's pool-wide listing fail, so "
-                      f"which keys the others hold is confirmed once those are keyed")
+    found = answer(ring, http_addr)
+    if found is not None:
+        return found
     tried = [f"{http_addr}: {ring.error}"]
     for name, addr in sorted(nodes.items()):
         if addr == http_addr:
@@ -63,8 +69,9 @@ def key_installed(world: World, http_addr: str, fingerprint: str, nodes: Mapping
         if len(tried) > KEYRING_RETRIES:
             break
         other = world.keyring(addr, access)
-        if other.ok:
-            return other.holds_everywhere(fingerprint), f"via {name} ({addr}): {other.describe()}"
+        found = answer(other, f"{name} ({addr})")
+        if found is not None:
+            return found
         tried.append(f"{name} ({addr}): {other.error}")
     return False, "the cluster-wide keyring listing failed: " + "; ".join(tried)
 

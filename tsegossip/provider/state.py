@@ -191,6 +191,10 @@ class GateState(_State):
     http_addr: str | None = None
     expected: Mapping[str, str] | None = None  # node -> phase name or `not-joined`
     addresses: Mapping[str, str] | None = None
+    present_phases: str | None = None      # before-gate: comma-separated phases before the step
+    coexisting_phases: str | None = None   # before-gate: comma-separated phases during the step
+    servers_unlisted: bool | None = None   # TSE servers: server members are accounted for
+    unmanaged: Mapping[str, str] | None = None  # member -> phase name or `observe`
     key_env: str | None = None
     key_fingerprint: str | None = None
     token_env: str | None = None

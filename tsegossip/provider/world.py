@@ -25,6 +25,7 @@ class World:
     progress: Callable[[str], None] = field(default_factory=Progress)
     observe: Callable[..., obs.ClusterView] = obs.observe
     members: Callable[..., dict] = obs.members
+    roster: Callable[..., tuple] = obs.roster
     node_settings: Callable[..., obs.NodeView] = obs.node_settings
     keyring: Callable[..., obs.KeyringView] = obs.keyring
     write_fragment: Callable[[str, Mapping], str] = files.write_fragment

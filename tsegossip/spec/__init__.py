@@ -20,12 +20,12 @@ from ..delivery import Delivery
 from ..errors import Problem, SpecError
 from ..phases import Phase
 from .checks import _duplicate_problems, _gather, _names_unique, _shape_ok, _shape_problems
-from .model import ClientGroup, ConsulAccess, Node, Rollout, Servers, ServerType, Strategy, Timeouts
+from .model import ClientGroup, ConsulAccess, Node, Rollout, Servers, ServerType, Strategy, Timeouts, Unmanaged
 from .reading import MAX_DEPTH, MAX_INT_DIGITS, MAX_SPEC_BYTES, read_document
 from .secrets import _may_hold_secrets, _secret_problems
 
 __all__ = [
-    "ClientGroup", "ConsulAccess", "Node", "Rollout", "Servers", "ServerType", "Strategy", "Timeouts",
+    "ClientGroup", "ConsulAccess", "Node", "Rollout", "Servers", "ServerType", "Strategy", "Timeouts", "Unmanaged",
     "MAX_DEPTH", "MAX_INT_DIGITS", "MAX_PROBLEMS", "MAX_SPEC_BYTES",
     "load", "parse", "read_document",
 ]
@@ -115,4 +115,6 @@ def _build(d: dict) -> Rollout:
         client_groups=groups,
         consul=consul,
         timeouts=timeouts,
+        unmanaged=tuple(Unmanaged(u["name"], None if u["phase"] == "observe" else Phase(u["phase"]), u.get("http_addr"))
+                        for u in d.get("unmanaged", [])),
     )

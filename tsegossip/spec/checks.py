@@ -107,6 +107,7 @@ def _names_unique(doc: dict) -> bool:
     nodes = list(map(name, doc["servers"].get("nodes", ())))
     for g in groups:
         nodes.extend(map(name, g["nodes"]))
+    nodes.extend(map(name, doc.get("unmanaged", ())))
     return len(set(nodes)) == len(nodes) and len({g["name"] for g in groups}) == len(groups)
 
 
@@ -141,4 +142,14 @@ def _duplicate_problems(doc: dict) -> list[Problem]:
             else:
                 seen_groups[name] = gi
         nodes_of(f"client_groups[{gi}]", g.get("nodes"))
+    for ui, u in enumerate(doc.get("unmanaged") or []):
+        name = u.get("name") if isinstance(u, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in seen_nodes:
+            out.append(Problem(f"unmanaged[{ui}].name",
+                f"{name!r} is also listed at {seen_nodes[name]}; a member is either in a group (tsegossip moves it) "
+                "or unmanaged (handled elsewhere), not both"))
+        else:
+            seen_nodes[name] = f"unmanaged[{ui}]"
     return out

@@ -61,6 +61,19 @@ class ClientGroup:
 
 
 @dataclass(frozen=True)
+class Unmanaged:
+    """A member handled elsewhere: never restarted, always proven against."""
+
+    name: str
+    phase: Phase | None          # None: `observe`, the phase its own API shows at deploy time
+    http_addr: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.phase.value if self.phase is not None else "observe"
+
+
+@dataclass(frozen=True)
 class ConsulAccess:
     """Names of the environment variables holding Consul API credentials (never values)."""
 
@@ -88,6 +101,7 @@ class Rollout:
     client_groups: tuple[ClientGroup, ...]
     consul: ConsulAccess = ConsulAccess()
     timeouts: Timeouts = Timeouts()
+    unmanaged: tuple[Unmanaged, ...] = ()
 
     def group(self, name: str) -> ClientGroup:
         for g in self.client_groups:

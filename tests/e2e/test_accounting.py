@@ -1,0 +1,83 @@
+"""Every member accounted for, on real agents: an alive member the spec does not list is safe while
+the cluster only accepts encryption, and the step that would cut it off is refused by the provider's
+own gate through `cdktf deploy`, naming it; `check` lists it and exits 1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tsegossip import check, deploy, planner, spec
+from tests.e2e.helpers import Out, lab_up, make_spec, observed_phases, save_spec, tsegossip_cmd
+
+pytestmark = [pytest.mark.usefixtures("cdktf_ready"), pytest.mark.timeout(300)]
+
+
+def test_an_unlisted_alive_member_is_named_and_the_step_that_would_cut_it_off_refused(
+        tmp_path, lab_binary, key, rollout_name):
+    with lab_up(tmp_path, lab_binary, servers=3, clients=3, groups=1) as c:
+        full_path = tmp_path / "full.json"
+        full = make_spec(c, full_path, rollout_name)
+        assert check.run_check(spec.load(full_path), key).ok  # every member listed: clean
+        partial = json.loads(json.dumps(full))
+        web = partial["client_groups"][0]
+        web["nodes"] = [n for n in web["nodes"] if n["name"] != "web-3"]
+        partial_path = tmp_path / "partial.json"
+        save_spec(partial_path, partial)
+        web3 = c.node("web-3")
+
+        # check: a row for web-3, a problem naming it with its address, exit 1
+        r = subprocess.run([tsegossip_cmd(), "check", str(partial_path), "--format", "json"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 1, r.stdout + r.stderr
+        doc = json.loads(r.stdout)
+        [row] = [n for n in doc["nodes"] if n["name"] == "web-3"]
+        assert row["role"] == "(not listed)" and row["member"] == "alive" and not row["ok"]
+        assert f"127.0.0.1:{web3.serf_port}" in row["problems"][0]
+        assert "runs plaintext or accept-encrypted" in row["problems"][0]
+
+        plan = planner.plan(spec.load(partial_path))
+        out = Out()
+        # step 1 moves to accept-encrypted: safe for a plaintext member, and the gate says it saw it
+        deploy.deploy_steps(plan, partial_path, key, tmp_path / "deploy", stacks=[plan.steps[0].stack], out=out,
+                            check_after=False)
+        assert "1 alive member(s) the spec does not list, safe during this step: web-3" in out.getvalue()
+        # step 2 brings send-encrypted, which a plaintext agent cannot gossip with: refused before any restart
+        before = observed_phases(c)
+        with pytest.raises(deploy.DeployError) as err:
+            deploy.deploy_steps(plan, partial_path, key, tmp_path / "deploy", stacks=[plan.steps[1].stack],
+                                out=Out(), check_after=False)
+        text = " ".join(str(err.value).split())
+        assert "member(s) the spec does not list would be cut off" in text
+        assert f"web-3 (127.0.0.1:{web3.serf_port}): an alive member the spec does not list" in text
+        assert "as plaintext it cannot gossip with agents in send-encrypted" in text
+        assert "under `unmanaged`" in text
+        assert observed_phases(c) == before  # nothing restarted
+
+
+def test_an_unmanaged_member_is_observed_live_and_proven_against(tmp_path, lab_binary, key, rollout_name):
+    """web-3 declared unmanaged with phase `observe`: every step's gate reads its phase from its own API
+    (plaintext: nobody moves it) and refuses the step that would cut it off; check shows its row."""
+    with lab_up(tmp_path, lab_binary, servers=3, clients=3, groups=1) as c:
+        doc = make_spec(c, tmp_path / "full.json", rollout_name)
+        web = doc["client_groups"][0]
+        web["nodes"] = [n for n in web["nodes"] if n["name"] != "web-3"]
+        doc["unmanaged"] = [{"name": "web-3", "phase": "observe", "http_addr": c.node("web-3").http_addr}]
+        spec_path = tmp_path / "spec.json"
+        save_spec(spec_path, doc)
+        verdict = check.run_check(spec.load(spec_path), key)
+        [row] = [n for n in verdict.nodes if n.name == "web-3"]
+        assert (row.role, row.expected, row.observed, row.ok) == ("(unmanaged)", "observe", "plaintext", True)
+        assert verdict.ok, check.as_table(verdict)
+        plan = planner.plan(spec.load(spec_path))
+        deploy.deploy_steps(plan, spec_path, key, tmp_path / "deploy", stacks=[plan.steps[0].stack], out=Out(),
+                            check_after=False)
+        with pytest.raises(deploy.DeployError) as err:
+            deploy.deploy_steps(plan, spec_path, key, tmp_path / "deploy", stacks=[plan.steps[1].stack],
+                                out=Out(), check_after=False)
+        text = " ".join(str(err.value).split())
+        assert "web-3: unmanaged in plaintext, and this step would cut it off (it cannot gossip with agents in " \
+               "send-encrypted)" in text
+        assert observed_phases(c)["web-3"] == "plaintext"
