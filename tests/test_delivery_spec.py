@@ -69,3 +69,10 @@ def test_the_provider_checks_the_attribute_against_the_same_schema():
     with pytest.raises(DeliveryError) as err:
         Delivery.from_json("{not json")
     assert "delivery: not JSON" in str(err.value)
+
+
+def test_down_nodes_defaults_to_refuse_and_takes_skip():
+    assert spec.parse(edited()).client_groups[0].down_nodes == "refuse"
+    assert spec.parse(edited(client_groups__0__down_nodes="skip")).client_groups[0].down_nodes == "skip"
+    found = problems(edited(client_groups__0__down_nodes="ignore"))
+    assert found == ["client_groups[0].down_nodes: 'ignore' is not allowed; allowed: refuse, skip"]

@@ -84,7 +84,12 @@ _NODES = (
        "How each fragment reaches its node's host: the spec's delivery block as canonical JSON "
        "(schemas/rollout.schema.json $defs/delivery). Unset: local, on the machine running Terraform.",
        optional=True),
+    _a("down_nodes", Kind.STRING,
+       "`refuse` (default): a node that is down when the step starts stops it before any restart; `skip`: the "
+       "step goes on without it and records it in `stragglers`.", optional=True),
     _a("observed", Kind.MAP_STRING, "Node name → phase observed live at the last read or apply.", computed=True),
+    _a("stragglers", Kind.MAP_STRING,
+       "Node name → why it was not moved (down when the step ran, down_nodes = skip).", computed=True),
 )
 
 SERVER_PARAMS = (
@@ -124,6 +129,9 @@ PHASE_GATE = (
     _a("unmanaged", Kind.MAP_STRING,
        "Before-gate: members handled elsewhere → the phase they run, or `observe` (read from their own API at "
        "`addresses`). The step is refused when it would cut one off.", optional=True),
+    _a("may_be_down", Kind.MAP_STRING,
+       "Node name → its role, for the nodes of roles with down_nodes = skip: such a node may be down (it is "
+       "noted, not a mismatch).", optional=True),
     _a("servers_unlisted", Kind.BOOL,
        "The servers are TSE-managed and not listed by name: a member tagged as a server is theirs.", optional=True),
     _a("key_env", Kind.STRING, "Environment variable holding the gossip key, to check the keyring.", required=True),

@@ -81,3 +81,35 @@ def test_an_unmanaged_member_is_observed_live_and_proven_against(tmp_path, lab_b
         assert "web-3: unmanaged in plaintext, and this step would cut it off (it cannot gossip with agents in " \
                "send-encrypted)" in text
         assert observed_phases(c)["web-3"] == "plaintext"
+
+
+def test_a_down_node_under_skip_is_left_behind_recorded_and_reported_when_back(tmp_path, lab_binary, key,
+                                                                               rollout_name):
+    from tsegossip import lab
+
+    with lab_up(tmp_path, lab_binary, servers=3, clients=3, groups=1) as c:
+        doc = make_spec(c, tmp_path / "spec.json", rollout_name)
+        doc["client_groups"][0]["down_nodes"] = "skip"
+        spec_path = tmp_path / "spec.json"
+        save_spec(spec_path, doc)
+        assert lab.stop(c, "web-2") == "stopped"
+        plan = planner.plan(spec.load(spec_path))
+        first = plan.steps[0]
+        out = Out()
+        deploy.deploy_steps(plan, spec_path, key, tmp_path / "deploy", stacks=[first.stack], out=out,
+                            check_after=False)
+        text = out.getvalue()
+        assert "down, skipped (down_nodes = skip): web-2 (left)" in text
+        assert "skipping 1 down node(s) (down_nodes = skip), recorded as stragglers: web-2" in text
+        state = json.loads((tmp_path / "deploy" / "state" / f"{first.stack}.tfstate").read_text())
+        [web] = [r for r in state["resources"] if r["type"] == "tsegossip_client_config"]
+        assert list(web["instances"][0]["attributes"]["stragglers"]) == ["web-2"]
+        phases = observed_phases(c)
+        assert phases["web-1"] == phases["web-3"] == "accept-encrypted"
+        # back with its old config: check names it against the step's phases
+        lab.start(c, "web-2")
+        lab.wait_converged(c, timeout=65)
+        verdict = check.run_check(plan.rollout, key, first.after)
+        assert not verdict.ok
+        assert any(p.startswith("web-2: runs plaintext") and p.endswith("expected accept-encrypted")
+                   for p in verdict.all_problems()), verdict.all_problems()

@@ -136,3 +136,19 @@ def test_an_unmanaged_member_to_observe_that_does_not_answer_is_refused(cluster)
     assert PhaseGate(world=cluster.world(ENV)).create(c, state) is None
     [err] = errors(c)
     assert "unmanaged member ghost cannot be observed" in err.summary and "no answer from" in err.detail
+
+
+def test_a_down_node_of_a_skip_role_is_noted_not_a_mismatch(cluster):
+    cluster.nodes["web-2"].status, cluster.nodes["web-2"].reachable = "failed", False
+    c = ctx(CreateContext)
+    new = PhaseGate(world=cluster.world(ENV)).create(c, gate_state(cluster, ALL, may_be_down={"web-2": "web"}))
+    assert not errors(c), c.diagnostics
+    assert "; down, skipped (down_nodes = skip): web-2 (failed)" in new["verdict"]
+
+
+def test_a_down_node_of_a_refuse_role_fails_the_gate_naming_the_policy(cluster):
+    cluster.nodes["web-2"].status, cluster.nodes["web-2"].reachable = "failed", False
+    c = ctx(CreateContext)
+    assert PhaseGate(world=cluster.world(ENV)).create(c, gate_state(cluster, ALL, timeout_seconds=1)) is None
+    [err] = errors(c)
+    assert "web-2: member status failed, expected alive" in err.detail and "`down_nodes: skip`" in err.detail

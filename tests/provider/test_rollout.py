@@ -7,6 +7,7 @@ import os
 import stat
 
 from tf.iface import CreateContext
+from tf.types import Unknown
 
 from tests.provider.tfwire import ENV, ctx, errors, client_state, server_state
 from tests.support import TEST_KEY
@@ -148,3 +149,24 @@ def test_a_bad_delivery_attribute_is_refused_naming_the_field(cluster):
     assert ClientConfig(world=cluster.world(ENV)).create(c, state) is None
     [err] = errors(c)
     assert "delivery.port: 0 is out of range; allowed: >= 1" in str(err) and cluster.commands == []
+
+
+def test_down_nodes_skip_goes_on_without_a_down_node_and_records_it(cluster):
+    cluster.nodes["web-2"].status, cluster.nodes["web-2"].reachable = "failed", False
+    c = ctx(CreateContext)
+    new = ClientConfig(world=cluster.world(ENV)).create(
+        c, client_state(cluster, ["web-1", "web-2", "web-3"], down_nodes="skip", stragglers=Unknown))
+    assert not errors(c), c.diagnostics
+    assert [cmd.split()[1] for cmd in cluster.commands] == ["web-1", "web-3"]
+    assert new["stragglers"] == {"web-2": "down when 02-web-accept ran (member failed); not moved to accept-encrypted"}
+    assert any("skipping 1 down node(s) (down_nodes = skip), recorded as stragglers: web-2" in line
+               for line in cluster.lines)
+    assert any(line.endswith("done, 2 node(s) in accept-encrypted, 1 straggler(s) down") for line in cluster.lines)
+
+
+def test_down_nodes_refuse_is_the_default(cluster):
+    cluster.nodes["web-2"].status, cluster.nodes["web-2"].reachable = "failed", False
+    c = ctx(CreateContext)
+    assert ClientConfig(world=cluster.world(ENV)).create(c, client_state(cluster, ["web-1", "web-2"])) is None
+    [err] = errors(c)
+    assert "not ready" in err.summary and "web-2" in err.detail and cluster.commands == []

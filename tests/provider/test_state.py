@@ -38,7 +38,7 @@ def test_after_an_apply_the_state_has_id_and_observed():
     state = ClientConfigState.from_dict(dict(wire("tsegossip_client_config"), stack="02-web", role="web"))
     out = state.moved({"web-1": "enforced"}).to_dict()
     assert out == dict(wire("tsegossip_client_config"), stack="02-web", role="web", id="lab/02-web/web",
-                       observed={"web-1": "enforced"})
+                       observed={"web-1": "enforced"}, stragglers={})
 
 
 def test_keys_that_are_not_attributes_are_dropped():

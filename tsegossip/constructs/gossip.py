@@ -137,12 +137,14 @@ class PhaseStack(TerraformStack):
         # The before-gate also accounts for every member of the pool: an alive member the spec does not
         # list must be safe with the phases that coexist during this step (tsegossip/accounting.py).
         fixed = {u.phase for u in r.unmanaged if u.phase is not None}
+        may_be_down = {n.name: SERVERS for n in r.servers.nodes if r.servers.down_nodes == "skip"}
+        may_be_down.update({n.name: g.name for g in r.client_groups if g.down_nodes == "skip" for n in g.nodes})
         self.gate_before = PhaseGate(self, "gate-before", PhaseGateProps(
             **common, when="before", expected=expected_before,
             addresses={**addresses, **{u.name: u.http_addr for u in r.unmanaged if u.http_addr}},
             present=tuple(sorted(set(step.before.joined().values()) | fixed, key=lambda p: p.rank)),
             coexisting=step.proof.coexisting, servers_unlisted=r.servers.type is ServerType.TSE,
-            unmanaged={u.name: u.label for u in r.unmanaged}))
+            unmanaged={u.name: u.label for u in r.unmanaged}, may_be_down=may_be_down))
         upstream: list[Any] = [self.gate_before]
         self.server_params: GossipServerParams | None = None
         move = step.move_of(SERVERS)
@@ -154,7 +156,7 @@ class PhaseStack(TerraformStack):
                 allow_jump=step.kind is StepKind.SERVERS and move.is_jump,
                 instance_id=s.instance_id, region=s.region,
                 nodes={n.name: n.http_addr for n in s.nodes}, config_path=s.config_path,
-                restart_command=s.restart_command, delivery=s.delivery,
+                restart_command=s.restart_command, delivery=s.delivery, down_nodes=s.down_nodes,
                 timeout_seconds=r.timeouts.tse_seconds if tse else r.timeouts.batch_seconds,
                 poll_seconds=r.timeouts.poll_seconds), depends_on=upstream)
             upstream = [self.server_params]
@@ -167,11 +169,12 @@ class PhaseStack(TerraformStack):
                 **common, group=g.name, phase=m.after, from_phase=m.before or g.phase, joining=m.before is None,
                 nodes={n.name: n.http_addr for n in g.nodes}, config_path=g.config_path,
                 restart_command=g.restart_command, batch_size=g.batch_size, delivery=g.delivery,
+                down_nodes=g.down_nodes,
                 timeout_seconds=r.timeouts.batch_seconds, poll_seconds=r.timeouts.poll_seconds),
                 depends_on=upstream)
         movers = [*([self.server_params] if self.server_params else []), *self.client_configs.values()]
         self.gate_after = PhaseGate(self, "gate-after", PhaseGateProps(
-            **common, when="after", expected=expected_after, addresses=addresses),
+            **common, when="after", expected=expected_after, addresses=addresses, may_be_down=may_be_down),
             depends_on=movers or upstream)
         self.node.add_validation(_NoSplitRule(self))
 

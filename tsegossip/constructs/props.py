@@ -112,6 +112,16 @@ def _delivery_attribute(value: Delivery | None) -> str | None:
     return None if value is None or value.method is Method.LOCAL else value.to_json()
 
 
+DOWN_NODES = ("refuse", "skip")
+
+
+def _down_nodes(owner: str, value: Any) -> str | None:
+    """The attribute: None for refuse, the provider's default (stacks without skip synthesize as before)."""
+    if value not in DOWN_NODES:
+        raise _fail(owner, "down_nodes", f"{value!r} is not allowed; allowed: {', '.join(DOWN_NODES)}")
+    return None if value == "refuse" else value
+
+
 def _set(obj: Any, **values: Any) -> None:
     for k, v in values.items():
         object.__setattr__(obj, k, v)
@@ -193,6 +203,8 @@ class GossipServerParamsProps(_Common):
     """Self-managed: the command restarting one node (required for self-managed)."""
     delivery: Delivery | Mapping[str, Any] | None = None
     """Self-managed: how each fragment reaches its server's host. default: local (on the runner)."""
+    down_nodes: str = "refuse"
+    """Self-managed: refuse (default) or skip a server that is down when the step starts."""
     poll_seconds: float | None = None
     """default: the provider's (1 s)."""
 
@@ -215,6 +227,7 @@ class GossipServerParamsProps(_Common):
             _text(owner, "config_path", self.config_path)
             _text(owner, "restart_command", self.restart_command)
         _set(self, nodes=nodes, delivery=_delivery(owner, self.delivery))
+        _down_nodes(owner, self.down_nodes)
 
     def attributes(self) -> dict[str, Any]:
         return {
@@ -230,6 +243,7 @@ class GossipServerParamsProps(_Common):
             "config_path": self.config_path,
             "restart_command": self.restart_command,
             "delivery": _delivery_attribute(self.delivery),
+            "down_nodes": _down_nodes(type(self).__name__, self.down_nodes),
             "poll_seconds": self.poll_seconds,
         }
 
@@ -254,6 +268,8 @@ class GossipClientConfigProps(_Common):
     """default: 1, nodes restart one at a time."""
     delivery: Delivery | Mapping[str, Any] | None = None
     """How each fragment reaches its node's host. default: local (on the runner)."""
+    down_nodes: str = "refuse"
+    """refuse (default) or skip a node that is down when the step starts (it is recorded as a straggler)."""
     joining: bool = False
     """default: false; true when the agents have not joined yet (they are started, not required alive before)."""
     poll_seconds: float | None = None
@@ -277,6 +293,7 @@ class GossipClientConfigProps(_Common):
         _text(owner, "restart_command", self.restart_command)
         _seconds(owner, "poll_seconds", self.poll_seconds)
         _set(self, delivery=_delivery(owner, self.delivery))
+        _down_nodes(owner, self.down_nodes)
 
     def attributes(self) -> dict[str, Any]:
         return {
@@ -290,6 +307,7 @@ class GossipClientConfigProps(_Common):
             "config_path": self.config_path,
             "restart_command": self.restart_command,
             "delivery": _delivery_attribute(self.delivery),
+            "down_nodes": _down_nodes(type(self).__name__, self.down_nodes),
             "poll_seconds": self.poll_seconds,
         }
 
@@ -312,6 +330,8 @@ class PhaseGateProps(_Common):
     """default: false; true when the servers are TSE-managed: a server member is theirs, not unlisted."""
     unmanaged: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     """default: none; before-gate: member handled elsewhere → its phase, or `observe` (its address in addresses)."""
+    may_be_down: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    """default: none; node → role for roles with down_nodes = skip: such a node may be down."""
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -348,7 +368,9 @@ class PhaseGateProps(_Common):
         stray = [n for n in addresses if n not in expected and n not in unmanaged]
         if stray:
             raise _fail(owner, "addresses", f"{', '.join(sorted(stray)[:5])} not in expected; addresses are for expected nodes only")
-        _set(self, expected=MappingProxyType(expected), addresses=addresses, unmanaged=unmanaged)
+        may_be_down = _node_map(owner, "may_be_down", self.may_be_down, required=False, what="role")
+        _set(self, expected=MappingProxyType(expected), addresses=addresses, unmanaged=unmanaged,
+             may_be_down=may_be_down)
 
     def attributes(self) -> dict[str, Any]:
         common = self._common_attributes()
@@ -364,6 +386,7 @@ class PhaseGateProps(_Common):
             "coexisting_phases": ",".join(p.value for p in self.coexisting) or None,
             "servers_unlisted": True if self.servers_unlisted else None,
             "unmanaged": self.unmanaged or None,
+            "may_be_down": self.may_be_down or None,
             "key_env": common["key_env"],
             "key_fingerprint": common["key_fingerprint"],
             "token_env": common["token_env"],

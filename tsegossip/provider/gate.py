@@ -46,20 +46,27 @@ def look(state: GateState, world: World, expected: Mapping[str, Phase], fingerpr
     watched = {n: addresses[n] for n in expected if addresses.get(n)}
     view = world.observe(state.http_addr, watched, state.access, with_keyring=False)
     judged = judge(view, {n: p.value for n, p in expected.items()}, {}, None)
-    mismatches = judged.all_problems()
+    # Nodes of a role with down_nodes = skip may be down: noted, not a mismatch (the step skips them).
+    skippable = state.may_be_down or {}
+    down = {v.name: v.member for v in judged.nodes
+            if v.name in skippable and v.member in ("failed", "left", "absent") and v.observed == "unreachable"}
+    mismatches = list(judged.problems) + [f"{v.name}: {p}" for v in judged.nodes if v.name not in down
+                                          for p in v.problems]
     mismatches += [f"{n}: expected {expected[n]}, saw no address in `addresses` to read its settings"
                    for n in expected if n not in watched]
     # Everyone alive and answering: a phase that differs now will differ in a minute too.
     settled = view.members is not None and all(
-        v.member == "alive" and v.observed not in ("unreachable", "unknown") for v in judged.nodes)
-    ring_note = ""
+        v.member == "alive" and v.observed not in ("unreachable", "unknown") for v in judged.nodes
+        if v.name not in down)
+    ring_note = ("; down, skipped (down_nodes = skip): " + ", ".join(f"{n} ({m})" for n, m in sorted(down.items()))
+                 if down else "")
     if fingerprint and not mismatches:
-        keyed = {n: addresses[n] for n, p in expected.items() if p.has_key}
+        keyed = {n: addresses[n] for n, p in expected.items() if p.has_key and n not in down}
         ok, seen = key_installed(world, state.http_addr, fingerprint, keyed, state.access)
         if not ok:
             # Keys do not arrive by waiting: a wrong key or a stale keyring stays that way.
             return [f"keyring: expected {fingerprint} on every node, saw {seen}"], "", True
-        ring_note = f"; key {fingerprint} installed ({seen})"
+        ring_note += f"; key {fingerprint} installed ({seen})"
     return mismatches, ring_note, settled
 
 
@@ -81,6 +88,9 @@ def check_gate(state: GateState, world: World, diags: Diagnostics) -> GateState:
     mismatches, ring_note, stable = world.wait_until(probe, timeout=timeout, interval=GATE_POLL).value
     if mismatches:
         hint = f" Deploy {state.previous_stack} first." if state.previous_stack and before else ""
+        if any(f"member status {m}" in line for line in mismatches for m in ("failed", "left", "absent")):
+            hint += (" A node that is down can be left behind with `down_nodes: skip` on its role: the step then "
+                     "goes on without it and records it as a straggler.")
         refuse(diags, f"Gate {state.when} stack {state.stack} failed",
                ("The cluster differs from the plan and waiting will not change it:\n  " if stable else
                 f"After {timeout:.0f}s the cluster still differs from the plan:\n  ") + "\n  ".join(mismatches) + hint,

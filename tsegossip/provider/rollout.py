@@ -79,9 +79,15 @@ def roll_nodes(state: NodesState, world: World, diags: Diagnostics) -> NodesStat
     view = world.observe(state.http_addr, nodes, state.access, with_keyring=False)
     labels = view.phases()
     pending = pending_nodes(nodes, labels, target)
+    stragglers = down_nodes_skipped(state, view, pending, target) if state.skips_down_nodes else {}
+    if stragglers:
+        pending = [n for n in pending if n not in stragglers]
+        world.progress(f"{who}: skipping {len(stragglers)} down node(s) (down_nodes = skip), recorded as "
+                       f"stragglers: " + "; ".join(f"{n}: {why}" for n, why in sorted(stragglers.items())))
     if not pending:
-        world.progress(f"{who}: all {len(nodes)} node(s) already in {target}; nothing to do")
-        return state.moved(labels)
+        world.progress(f"{who}: all {len(nodes) - len(stragglers)} node(s) that are up already in {target}; "
+                       "nothing to do")
+        return state.moved(labels, stragglers)
 
     unsafe = not_at_start(pending, labels, source, joining)
     if unsafe:
@@ -115,8 +121,23 @@ def roll_nodes(state: NodesState, world: World, diags: Diagnostics) -> NodesStat
                                f"{len(session.connections)} host(s)")
 
     final = world.observe(state.http_addr, nodes, state.access, with_keyring=False)
-    world.progress(f"{who}: done, {len(nodes)} node(s) in {target}")
-    return state.moved(final.phases())
+    world.progress(f"{who}: done, {len(nodes) - len(stragglers)} node(s) in {target}"
+                   + (f", {len(stragglers)} straggler(s) down" if stragglers else ""))
+    return state.moved(final.phases(), stragglers)
+
+
+DOWN = ("failed", "left", "absent")
+
+
+def down_nodes_skipped(state: NodesState, view, pending: list[str], target: Phase) -> dict[str, str]:
+    """Pending nodes that are down now (not an alive member and their API silent): node -> why."""
+    out = {}
+    for name in pending:
+        member = view.member_status(name)
+        node = view.nodes.get(name)
+        if member in DOWN and (node is None or not node.reachable):
+            out[name] = f"down when {state.stack} ran (member {member}); not moved to {target}"
+    return out
 
 
 def _targets(state: NodesState, diags: Diagnostics, names: list[str]) -> dict[str, dl.Target]:

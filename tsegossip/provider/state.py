@@ -109,7 +109,9 @@ class NodesState(_State):
     config_path: str | None = None
     restart_command: str | None = None
     delivery: str | None = None         # canonical JSON of the delivery block; None: local
+    down_nodes: str | None = None       # refuse (None) | skip
     observed: Mapping[str, str] | None = None
+    stragglers: Mapping[str, str] | None = None
 
     @property
     def who(self) -> str:
@@ -142,9 +144,13 @@ class NodesState(_State):
         """Servers restart one at a time; a client group says how many."""
         return 1
 
-    def moved(self, observed: Mapping[str, str]) -> NodesState:
-        """The state after an apply: the resource's id and the phases seen live."""
-        return replace(self, id=self.resource_id, observed=dict(observed))
+    @property
+    def skips_down_nodes(self) -> bool:
+        return self.down_nodes == "skip"
+
+    def moved(self, observed: Mapping[str, str], stragglers: Mapping[str, str] | None = None) -> NodesState:
+        """The state after an apply: the resource's id, the phases seen live, the nodes skipped as down."""
+        return replace(self, id=self.resource_id, observed=dict(observed), stragglers=dict(stragglers or {}))
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,7 @@ class GateState(_State):
     present_phases: str | None = None      # before-gate: comma-separated phases before the step
     coexisting_phases: str | None = None   # before-gate: comma-separated phases during the step
     servers_unlisted: bool | None = None   # TSE servers: server members are accounted for
+    may_be_down: Mapping[str, str] | None = None  # node -> role, for roles with down_nodes = skip
     unmanaged: Mapping[str, str] | None = None  # member -> phase name or `observe`
     key_env: str | None = None
     key_fingerprint: str | None = None

@@ -90,6 +90,7 @@ def _build(d: dict) -> Rollout:
         config_path=s.get("config_path"),
         restart_command=s.get("restart_command"),
         delivery=Delivery.from_doc(s.get("delivery"), "servers.delivery"),
+        down_nodes=s.get("down_nodes", "refuse"),
     )
     groups = tuple(
         ClientGroup(
@@ -101,6 +102,7 @@ def _build(d: dict) -> Rollout:
             batch_size=g["batch_size"],
             nodes=_nodes(g["nodes"]),
             delivery=Delivery.from_doc(g.get("delivery"), f"client_groups[{i}].delivery"),
+            down_nodes=g["down_nodes"],
         )
         for i, g in enumerate(d["client_groups"])
     )

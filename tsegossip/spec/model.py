@@ -46,6 +46,7 @@ class Servers:
     config_path: str | None = None
     restart_command: str | None = None
     delivery: Delivery = Delivery()
+    down_nodes: str = "refuse"      # refuse | skip (schema: $defs/self_managed_servers.down_nodes)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class ClientGroup:
     batch_size: int
     nodes: tuple[Node, ...]
     delivery: Delivery = Delivery()
+    down_nodes: str = "refuse"      # refuse | skip
 
 
 @dataclass(frozen=True)
