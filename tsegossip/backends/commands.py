@@ -1,4 +1,4 @@
-"""Run a node's restart_command.
+"""Run a node's restart_command (and the operator's delivery command, an argv with the fragment on stdin).
 
 The command is a template ({node}, {config_path}, {http_addr}); substituted values are
 shell-quoted, then the whole line runs under /bin/sh -c with a timeout. The gossip key
@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 OUTPUT_LIMIT = 4000
 
@@ -57,22 +57,38 @@ def render(template: str, node: str, config_path: str, http_addr: str) -> str:
         ) from None
 
 
-def run(command: str, timeout: float, secrets: Iterable[str] = (), hide_env: Iterable[str] = (),
-        environ: Mapping[str, str] | None = None) -> CommandResult:
-    """Run `command` under /bin/sh -c; kill its whole process group when it overruns `timeout`."""
-    secrets = [s for s in secrets if s]
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret replaced by <redacted> (the one redaction of command output)."""
     for secret in secrets:
-        if secret in command:
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
+def run(command: str | Sequence[str], timeout: float, secrets: Iterable[str] = (), hide_env: Iterable[str] = (),
+        environ: Mapping[str, str] | None = None, input: bytes | None = None) -> CommandResult:
+    """Run `command` (a string under /bin/sh -c, or an argv without a shell), `input` on its stdin;
+    kill its whole process group when it overruns `timeout`."""
+    secrets = [s for s in secrets if s]
+    shown = command if isinstance(command, str) else " ".join(command)
+    for secret in secrets:
+        if secret in shown:
             raise CommandError("the restart command would contain the gossip key; refusing to run it")
     env = dict(os.environ if environ is None else environ)
     for name in hide_env:
         env.pop(name, None)
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
     t0 = time.monotonic()
-    proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    except OSError as err:
+        if isinstance(command, str):
+            raise
+        return CommandResult(shown, 127, f"could not start: {err}", time.monotonic() - t0)
     timed_out = False
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        out, _ = proc.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
         try:
@@ -83,8 +99,6 @@ def run(command: str, timeout: float, secrets: Iterable[str] = (), hide_env: Ite
             out, _ = proc.communicate(timeout=5)
         except subprocess.TimeoutExpired:  # a grandchild outside the group holds the pipe
             out = b""
-    text = (out or b"").decode("utf-8", errors="replace")
-    for secret in secrets:
-        text = text.replace(secret, "<redacted>")
-    return CommandResult(command=command, returncode=None if timed_out else proc.returncode,
+    text = redact((out or b"").decode("utf-8", errors="replace"), secrets)
+    return CommandResult(command=shown, returncode=None if timed_out else proc.returncode,
                          output=text[-OUTPUT_LIMIT:], seconds=time.monotonic() - t0, timed_out=timed_out)

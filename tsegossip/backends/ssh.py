@@ -90,18 +90,18 @@ class SshSession(Session):
     def preflight(self, targets: Iterable[Target]) -> None:
         """Connect to every host (host keys verified), check sudo and the config directory."""
         targets = list(targets)
-        sem_holder: dict[str, asyncio.Semaphore] = {}
-
-        async def one(t: Target) -> tuple[Target, str | None]:
-            sem = sem_holder.setdefault("s", asyncio.Semaphore(MAX_PARALLEL_CONNECTS))
-            async with sem:
-                try:
-                    await self._check(t)
-                    return t, None
-                except DeliveryFailed as err:
-                    return t, str(err)
 
         async def every() -> list[tuple[Target, str | None]]:
+            sem = asyncio.Semaphore(MAX_PARALLEL_CONNECTS)  # made on the session's loop
+
+            async def one(t: Target) -> tuple[Target, str | None]:
+                async with sem:
+                    try:
+                        await self._check(t)
+                        return t, None
+                    except DeliveryFailed as err:
+                        return t, str(err)
+
             return await asyncio.gather(*(one(t) for t in targets))
 
         results = self._call(every(), timeout=None)
@@ -136,7 +136,7 @@ class SshSession(Session):
         t0 = time.monotonic()
         argv = ["sh", "-c", target.restart_command]
         result = self._call(self._run(target, argv, None, "its restart command", timeout=timeout), timeout=None)
-        out = _redact((result.stdout or "") + (result.stderr or ""), self.ctx.secrets)
+        out = commands.redact((result.stdout or "") + (result.stderr or ""), self.ctx.secrets)
         res = commands.CommandResult(target.restart_command, result.exit_status, out[-commands.OUTPUT_LIMIT:],
                                      time.monotonic() - t0)
         if not res.ok:
@@ -176,15 +176,11 @@ class SshSession(Session):
     async def _check(self, t: Target) -> None:
         d = self.delivery
         argv = ["sh", "-c", CHECK_SCRIPT, "tsegossip-check", posixpath.dirname(t.config_path)]
-        result = await self._run_async(t, argv, None, "the check", timeout=d.timeout_seconds)
+        result = await self._run(t, argv, None, "the check", timeout=d.timeout_seconds)
         if result.exit_status != 0:
             raise DeliveryFailed(_why(result), "delivery")
 
     async def _run(self, t: Target, argv: list[str], data: str | None, what: str,
-                   timeout: float | None = None) -> asyncssh.SSHCompletedProcess:
-        return await self._run_async(t, argv, data, what, timeout=timeout)
-
-    async def _run_async(self, t: Target, argv: list[str], data: str | None, what: str,
                          timeout: float | None = None) -> asyncssh.SSHCompletedProcess:
         d = self.delivery
         host = self.host_of(t)
@@ -319,15 +315,6 @@ def _why(result: asyncssh.SSHCompletedProcess) -> str:
     if "sudo: command not found" in text or "sudo: not found" in text:
         return f"delivery.sudo is set but the host has no sudo ({text})"
     return f"{text} (exit {result.exit_status})"
-
-
-def _redact(text: str | bytes, secrets: Iterable[str]) -> str:
-    if isinstance(text, bytes):
-        text = text.decode(errors="replace")
-    for s in secrets:
-        if s:
-            text = text.replace(s, "<redacted>")
-    return text
 
 
 def _short(err: BaseException) -> str:
