@@ -77,6 +77,21 @@ def test_keyring_reduced_to_fingerprints():
     assert TEST_KEY not in repr(view) and OTHER_KEY not in view.describe()
 
 
+def test_keyring_waits_out_serfs_query_timeout_not_just_the_http_default():
+    # A member that does not answer the keyring query makes Consul wait serf's query timeout
+    # (3.2 s on a 9-agent LAN pool): slower than the 3 s default of every other read.
+    import time
+
+    def slow(parts, headers):
+        time.sleep(observe.client.DEFAULT_TIMEOUT + 0.5)
+        return 200, [keyring_entry({TEST_KEY: 3}, {TEST_KEY: 3}, 3)]
+
+    with fake_consul() as fc:
+        fc.routes["/v1/operator/keyring"] = (200, slow)
+        view = observe.keyring(fc.addr)
+    assert view.error is None and view.num_nodes == 3, view.error
+
+
 def test_keyring_empty_500_is_reported_not_raised():
     with fake_consul() as fc:
         fc.routes["/v1/operator/keyring"] = (500, KEYRING_EMPTY_500)

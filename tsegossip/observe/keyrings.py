@@ -10,6 +10,13 @@ from .client import DEFAULT_TIMEOUT, Access, ObserveError, client_for, describe_
 
 KEYRING_EMPTY = "keyring empty (encryption not enabled)"
 
+# The listing is a serf query: when a member does not answer (one just restarted, a query relayed
+# through a stale peer) Consul waits out serf's query timeout, GossipInterval x 16 x ceil(log10(N+1)):
+# 3.2 s on a LAN pool of up to 9 agents, 6.4 s up to 99, and the WAN pool's 0.5 s interval makes it
+# 8 s for the servers. A 3 s HTTP timeout then reports "no answer" for a cluster that is fine (seen
+# in CI on the 9-host fleet). The listing's own floor covers a WAN pool of up to 99 servers.
+KEYRING_MIN_TIMEOUT = 20.0
+
 
 @dataclass(frozen=True)
 class Ring:
@@ -108,6 +115,7 @@ def keyring(http_addr: str, access: Access | None = None, timeout: float = DEFAU
     import consul  # on first use: the provider must start without them (see tsegossip.observe)
     import requests
 
+    timeout = max(timeout, KEYRING_MIN_TIMEOUT)
     try:
         listed = client_for(http_addr, access, timeout).operator.keyring.list(local_only=local_only or None)
     except consul.ACLPermissionDenied as err:
