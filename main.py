@@ -8,10 +8,11 @@ fingerprint reaches the synthesized configuration.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
-from tsegossip import planner, spec
+from tsegossip import planner, repairplan, spec
 from tsegossip.errors import SpecError, UserError, one_line
 from tsegossip.keys import GossipKey, redact_text, remember_environ
 
@@ -32,7 +33,20 @@ def main() -> int:
         _print_error([f"error: {one_line(path)}: {line}" for line in err.lines()])
         return 1
 
-    from tsegossip.constructs import PhaseStack, PhaseStackProps
+    repair = None
+    request = os.environ.get("TSEGOSSIP_REPAIR")  # written by `tsegossip repair`: the stragglers seen live
+    if request:
+        try:
+            with open(request, encoding="utf-8") as fh:
+                repair = repairplan.from_request(plan, json.load(fh), f"TSEGOSSIP_REPAIR ({request})")
+        except (OSError, ValueError) as err:
+            _print_error([f"error: TSEGOSSIP_REPAIR: cannot read {request}: {one_line(str(err))}"])
+            return 1
+        except UserError as err:
+            _print_error([f"error: {line}" for line in err.lines()])
+            return 1
+
+    from tsegossip.constructs import PhaseStack, PhaseStackProps, RepairStack, RepairStackProps
     from tsegossip.constructs._cdk import App
 
     app = App()
@@ -40,6 +54,8 @@ def main() -> int:
     state_dir = os.environ.get("TSEGOSSIP_STATE_DIR") or None  # default: terraform.<stack>.tfstate here
     for step in plan.steps:
         previous = PhaseStack(app, step.stack, PhaseStackProps.for_step(plan, step, key, previous, state_dir))
+    if repair is not None:  # a stack of its own, beside the steps: their stacks and states stay as they are
+        RepairStack(app, repair.stack, RepairStackProps.of(rollout, repair, key, state_dir))
     app.synth()
     return 0
 

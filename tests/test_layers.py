@@ -42,9 +42,11 @@ def layer_of(module: str) -> str:
         if head == "lab" and len(parts) > 2 and parts[2] == "cli":
             return "cli"  # the lab's commands are part of the CLI
         return head
+    if head == "repairplan":
+        return "planner"  # the repair of stragglers as a plan: beside the planner, pure
     if head == "accounting":
         return "verdict"  # beside the verdict: observe and the vocabulary only
-    if head in ("check", "report", "deploy", "discover"):
+    if head in ("check", "report", "deploy", "discover", "repair"):
         return "commands"
     if head in ("cli", "__main__"):
         return "cli"

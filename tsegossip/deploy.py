@@ -20,7 +20,7 @@ from typing import Callable, TextIO
 from . import check
 from .errors import UserError
 from .keys import GossipKey
-from .planner import Plan, Step
+from .planner import Plan, State, Step
 from .waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,10 +102,11 @@ class _Follower(threading.Thread):
 
 
 def run_cdktf(verb: str, stacks: list[str], spec_path: Path, workdir: Path, out: TextIO,
-              root: Path = ROOT, timeout: float = 1800) -> subprocess.CompletedProcess:
+              root: Path = ROOT, timeout: float = 1800,
+              extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "progress.log"
-    env = deploy_env(spec_path, log)
+    env = {**deploy_env(spec_path, log), **(extra_env or {})}
     follower = _Follower(log, out, "    progress: ")
     follower.start()
     try:
@@ -131,8 +132,13 @@ def settled_check(plan: Plan, key: GossipKey, step: Step, settle_seconds: float,
     lost a race (a keyring query waiting on a serf round trip, a member still marked
     leaving); one more look settles it. A real problem is still there when time is up.
     """
+    return settled_state_check(plan, key, step.after, settle_seconds, poll)
+
+
+def settled_state_check(plan: Plan, key: GossipKey, state: State, settle_seconds: float, poll: float = 1.0):
+    """settled_check against a planned state (a step's `after`, or the state a repair restores)."""
     def look():
-        verdict = check.run_check(plan.rollout, key, step.after)
+        verdict = check.run_check(plan.rollout, key, state)
         return verdict.ok, verdict
 
     return wait_until(look, timeout=settle_seconds, interval=poll).value

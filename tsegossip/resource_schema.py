@@ -54,7 +54,8 @@ _COMMON = (
        required=True),
     _a("from_phase", Kind.STRING, "The phase the plan expects these agents in before the step.", required=True),
     _a("allow_jump", Kind.BOOL,
-       "Allow skipping a phase (direct strategy, servers only). Default: false.", optional=True),
+       "Allow skipping a phase: the direct strategy's servers step, or a repair of stragglers (each node goes "
+       "straight to its role's phase). Default: false.", optional=True),
     _a("key_env", Kind.STRING,
        "Environment variable holding the gossip key at apply time. The key never enters configuration or state.",
        required=True),
@@ -132,6 +133,9 @@ PHASE_GATE = (
     _a("may_be_down", Kind.MAP_STRING,
        "Node name → its role, for the nodes of roles with down_nodes = skip: such a node may be down (it is "
        "noted, not a mismatch).", optional=True),
+    _a("repairing", Kind.MAP_STRING,
+       "A repair's before-gate: straggler → the phase its own API must show now (read at `addresses`). A "
+       "straggler need not be an alive member: it is what the repair moves.", optional=True),
     _a("servers_unlisted", Kind.BOOL,
        "The servers are TSE-managed and not listed by name: a member tagged as a server is theirs.", optional=True),
     _a("key_env", Kind.STRING, "Environment variable holding the gossip key, to check the keyring.", required=True),

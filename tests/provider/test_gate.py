@@ -152,3 +152,30 @@ def test_a_down_node_of_a_refuse_role_fails_the_gate_naming_the_policy(cluster):
     assert PhaseGate(world=cluster.world(ENV)).create(c, gate_state(cluster, ALL, timeout_seconds=1)) is None
     [err] = errors(c)
     assert "web-2: member status failed, expected alive" in err.detail and "`down_nodes: skip`" in err.detail
+
+
+# ---- a repair's before-gate: stragglers need not be members -------------------------------------
+
+def test_a_repair_gate_takes_a_cut_off_straggler_at_its_own_apis_word(cluster):
+    from tsegossip.phases import Phase
+    for name in ("server-1", "server-2", "web-1", "web-3"):
+        cluster.nodes[name].phase = Phase.SEND_ENCRYPTED
+        cluster.nodes[name].keys.add(KEY.fingerprint)
+    cluster.nodes["web-2"].status = "failed"  # plaintext, cut off from a send-encrypted cluster
+    expected = {n: "send-encrypted" for n in ALL if n != "web-2"}
+    step = {"present_phases": "send-encrypted", "coexisting_phases": "send-encrypted"}
+    c = ctx(CreateContext)
+    new = PhaseGate(world=cluster.world(ENV)).create(c, gate_state(cluster, expected, repairing={"web-2": "plaintext"},
+                                                                   **step))
+    assert not errors(c), c.diagnostics
+    assert "all 5 member(s) accounted for" in new["verdict"]  # the straggler counts as listed
+
+
+def test_a_repair_gate_refuses_when_the_straggler_moved_since_the_repair_was_planned(cluster):
+    c = ctx(CreateContext)
+    expected = {n: p for n, p in ALL.items() if n != "web-2"}
+    assert PhaseGate(world=cluster.world(ENV)).create(
+        c, gate_state(cluster, expected, repairing={"web-2": "accept-encrypted"}, timeout_seconds=1)) is None
+    [err] = errors(c)
+    assert "web-2: the repair was planned with it in accept-encrypted, now it runs plaintext" in err.detail
+    assert cluster.commands == []

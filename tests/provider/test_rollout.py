@@ -170,3 +170,23 @@ def test_down_nodes_refuse_is_the_default(cluster):
     assert ClientConfig(world=cluster.world(ENV)).create(c, client_state(cluster, ["web-1", "web-2"])) is None
     [err] = errors(c)
     assert "not ready" in err.summary and "web-2" in err.detail and cluster.commands == []
+
+
+def test_a_repair_moves_a_cut_off_straggler_straight_to_its_groups_phase(cluster):
+    from tsegossip.keys import fingerprint_of
+    from tsegossip.phases import Phase
+    for name in ("server-1", "server-2", "web-1", "web-3"):
+        cluster.nodes[name].phase = Phase.ENFORCED
+        cluster.nodes[name].keys.add(fingerprint_of(TEST_KEY))
+    cluster.nodes["web-2"].status = "failed"  # back in plaintext after enforced: cut off, its API answers
+    c = ctx(CreateContext)
+    state = client_state(cluster, ["web-2"], stack="lab-repair-0a1b2c3d", previous_stack=None,
+                         from_phase="plaintext", phase="enforced", allow_jump=True)
+    new = ClientConfig(world=cluster.world(ENV)).create(c, state)
+    assert not errors(c), c.diagnostics
+    assert new["observed"] == {"web-2": "enforced"} and cluster.nodes["web-2"].status == "alive"
+    assert [cmd.split()[1] for cmd in cluster.commands] == ["web-2"]  # only the straggler restarted
+    # without allow_jump the same move is refused: a step never skips a phase
+    c = ctx(CreateContext)
+    assert ClientConfig(world=cluster.world(ENV)).create(c, {**state, "allow_jump": None}) is None
+    assert "skips a phase" in errors(c)[0].summary

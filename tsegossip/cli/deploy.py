@@ -1,4 +1,5 @@
-"""`tsegossip deploy` (a spec's stacks in order with cdktf) and `tsegossip demo` (the same on a fresh local lab)."""
+"""`tsegossip deploy` (a spec's stacks in order with cdktf), `tsegossip repair` (the stragglers, through a stack of
+their own) and `tsegossip demo` (the rollout on a fresh local lab)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,21 @@ def register(sub) -> None:
     s.add_argument("--workdir", default=".tsegossip/deploy", help="where cdktf.out and logs go (default .tsegossip/deploy)")
     s.add_argument("--no-check", action="store_true", help="skip the live check after each step")
     s.set_defaults(func=cmd_deploy)
+
+    s = sub.add_parser("repair", help="move the stragglers (nodes left in an old phase) to their role's phase",
+                       description="Read every listed node's phase from its own API, find where the cluster is (the "
+                       "planned state most nodes run, or --after STACK), and move just the nodes in another phase "
+                       "straight to their role's phase: one stack (<name>-repair-<id>) with the same gates, proof and "
+                       "delivery as every step, deployed with cdktf, then checked. Nodes whose API does not answer "
+                       "are named and left alone. Rerun to resume.")
+    s.add_argument("spec", metavar="SPEC")
+    s.add_argument("--after", metavar="STACK",
+                   help="the cluster is where this stack leaves it (`today`: the spec's phases); default: the planned "
+                        "state most listed nodes run now")
+    s.add_argument("--dry-run", action="store_true", help="print the stragglers, the repair and its proof; change nothing")
+    s.add_argument("--workdir", default=".tsegossip/deploy", help="where cdktf.out and logs go (default .tsegossip/deploy)")
+    s.add_argument("--timeout", type=float, default=3.0, help="seconds per HTTP request while looking (default 3)")
+    s.set_defaults(func=cmd_repair)
 
     s = sub.add_parser("demo", help="the whole story on a local lab: plaintext to enforced with cdktf deploy",
                        description="Start a lab of real Consul agents (3 servers, 6 clients in 2 groups, plaintext), "
@@ -49,6 +65,17 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     # a DeployError is a UserError: main prints it and exits 1
     deploy.deploy_steps(plan, Path(args.spec), key, Path(args.workdir).resolve(), args.stack,
                         check_after=not args.no_check)
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from .. import planner, repair, spec  # on use: keeps `lab restart` light (see tsegossip.cli)
+
+    rollout = spec.load(args.spec)
+    plan = planner.plan(rollout)
+    key = GossipKey.from_env(rollout.key_env)
+    repair.run(plan, Path(args.spec), key, Path(args.workdir).resolve(), args.after, args.dry_run,
+               timeout=args.timeout)
     return 0
 
 

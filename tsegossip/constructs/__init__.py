@@ -18,6 +18,7 @@ _EXPORTS = {
     "PhaseGateProps": "props", "PropsError": "props",
     "GossipClientConfig": "gossip", "GossipServerParams": "gossip", "PhaseGate": "gossip",
     "PhaseStack": "gossip", "PhaseStackProps": "gossip",
+    "RepairStack": "repair", "RepairStackProps": "repair",
 }
 __all__ = sorted(_EXPORTS)
 

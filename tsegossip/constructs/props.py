@@ -272,6 +272,9 @@ class GossipClientConfigProps(_Common):
     """refuse (default) or skip a node that is down when the step starts (it is recorded as a straggler)."""
     joining: bool = False
     """default: false; true when the agents have not joined yet (they are started, not required alive before)."""
+    repair: bool = False
+    """default: false; true for a repair of stragglers (tsegossip/repairplan.py): the nodes may skip phases,
+    each going straight to its group's phase (a straggler two phases away is already apart from the cluster)."""
     poll_seconds: float | None = None
     """default: the provider's (1 s)."""
 
@@ -279,12 +282,14 @@ class GossipClientConfigProps(_Common):
         owner = type(self).__name__
         self._check_common()
         _text(owner, "group", self.group)
+        if not isinstance(self.repair, bool):
+            raise _fail(owner, "repair", f"{self.repair!r} is not allowed; allowed: true or false")
         if self.group == SERVERS:
             raise _fail(owner, "group", f"{self.group!r} names the servers; a client group has its own name")
         _set(self, phase=_phase(owner, "phase", self.phase), from_phase=_phase(owner, "from_phase", self.from_phase))
         if not isinstance(self.joining, bool):
             raise _fail(owner, "joining", f"{self.joining!r} is not allowed; allowed: true or false")
-        if not self.joining:
+        if not self.joining and not self.repair:
             _move(owner, self.from_phase, self.phase, None, f"client group {self.group}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise _fail(owner, "batch_size", f"{self.batch_size!r} is out of range; allowed: an integer >= 1")
@@ -303,6 +308,7 @@ class GossipClientConfigProps(_Common):
             "from_phase": self.from_phase.value,
             "batch_size": self.batch_size,
             "joining": True if self.joining else None,
+            "allow_jump": True if self.repair else None,
             "nodes": self.nodes,
             "config_path": self.config_path,
             "restart_command": self.restart_command,
@@ -332,6 +338,9 @@ class PhaseGateProps(_Common):
     """default: none; before-gate: member handled elsewhere → its phase, or `observe` (its address in addresses)."""
     may_be_down: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     """default: none; node → role for roles with down_nodes = skip: such a node may be down."""
+    repairing: Mapping[str, Phase | str] = field(default_factory=lambda: _EMPTY)
+    """default: none; a repair's before-gate: straggler → the phase its own API must show now (its address in
+    addresses); it need not be an alive member, it is what the repair moves."""
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -364,13 +373,18 @@ class PhaseGateProps(_Common):
             if label not in (*Phase.names(), "observe"):
                 raise _fail(owner, "unmanaged", f"node {node}: {label!r} is not allowed; allowed: "
                                                 f"{', '.join(Phase.names())}, observe")
+        repairing: dict[str, str] = {}
+        for node, phase in dict(self.repairing or {}).items():
+            if not isinstance(node, str) or not node or node in expected:
+                raise _fail(owner, "repairing", f"node {node!r}: a straggler is a non-empty name not in expected")
+            repairing[node] = _phase(owner, f"repairing[{node}]", phase).value
         addresses = _node_map(owner, "addresses", self.addresses, required=False)
-        stray = [n for n in addresses if n not in expected and n not in unmanaged]
+        stray = [n for n in addresses if n not in expected and n not in unmanaged and n not in repairing]
         if stray:
             raise _fail(owner, "addresses", f"{', '.join(sorted(stray)[:5])} not in expected; addresses are for expected nodes only")
         may_be_down = _node_map(owner, "may_be_down", self.may_be_down, required=False, what="role")
         _set(self, expected=MappingProxyType(expected), addresses=addresses, unmanaged=unmanaged,
-             may_be_down=may_be_down)
+             may_be_down=may_be_down, repairing=MappingProxyType(repairing))
 
     def attributes(self) -> dict[str, Any]:
         common = self._common_attributes()
@@ -387,6 +401,7 @@ class PhaseGateProps(_Common):
             "servers_unlisted": True if self.servers_unlisted else None,
             "unmanaged": self.unmanaged or None,
             "may_be_down": self.may_be_down or None,
+            "repairing": dict(self.repairing) or None,
             "key_env": common["key_env"],
             "key_fingerprint": common["key_fingerprint"],
             "token_env": common["token_env"],

@@ -54,6 +54,7 @@ def look(state: GateState, world: World, expected: Mapping[str, Phase], fingerpr
                                           for p in v.problems]
     mismatches += [f"{n}: expected {expected[n]}, saw no address in `addresses` to read its settings"
                    for n in expected if n not in watched]
+    mismatches += _stragglers_unlike(state, world)
     # Everyone alive and answering: a phase that differs now will differ in a minute too.
     settled = view.members is not None and all(
         v.member == "alive" and v.observed not in ("unreachable", "unknown") for v in judged.nodes
@@ -102,6 +103,23 @@ def check_gate(state: GateState, world: World, diags: Diagnostics) -> GateState:
     return state.passed(verdict)
 
 
+def _stragglers_unlike(state: GateState, world: World) -> list[str]:
+    """A repair's stragglers must still run what the repair was planned from, seen from their own API (they
+    need not be members: one cut off from the cluster is what the repair is for)."""
+    addresses = dict(state.addresses or {})
+    out = []
+    for name, want in sorted((state.repairing or {}).items()):
+        addr = addresses.get(name)
+        if not addr:
+            out.append(f"{name}: straggler to repair from {want}, but no address in `addresses` to read its settings")
+            continue
+        view = world.node_settings(addr, name, state.access)
+        if not view.reachable or view.label != want:
+            out.append(f"{name}: the repair was planned with it in {want}, now it runs {view.describe()}; "
+                       "run `tsegossip repair` again to plan from what it runs now")
+    return out
+
+
 def _phases(text: str | None, name: str, diags: Diagnostics) -> list[Phase]:
     try:
         return [Phase.parse(p) for p in (text or "").split(",") if p]
@@ -145,7 +163,7 @@ def account_for_members(state: GateState, world: World, diags: Diagnostics) -> s
                f"The member list is needed to find alive members the spec does not list: {err}. Nothing was "
                f"changed.", ["http_addr"])
     unmanaged = _unmanaged_phases(state, world, diags)
-    listed = set(state.expected or {}) | set(unmanaged)
+    listed = set(state.expected or {}) | set(unmanaged) | set(state.repairing or {})
     found = accounting.unlisted(roster, listed, bool(state.servers_unlisted), present)
     lines = accounting.refusals(found, during, unmanaged)
     if lines:

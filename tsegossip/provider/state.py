@@ -202,6 +202,7 @@ class GateState(_State):
     servers_unlisted: bool | None = None   # TSE servers: server members are accounted for
     may_be_down: Mapping[str, str] | None = None  # node -> role, for roles with down_nodes = skip
     unmanaged: Mapping[str, str] | None = None  # member -> phase name or `observe`
+    repairing: Mapping[str, str] | None = None  # a repair's before-gate: straggler -> phase its API shows now
     key_env: str | None = None
     key_fingerprint: str | None = None
     token_env: str | None = None
