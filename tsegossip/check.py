@@ -13,7 +13,7 @@ from .planner import SERVERS, State, initial_state
 from .expectations import listed_nodes, must_be_member
 from .spec import Rollout, ServerType
 from .verdict import ClusterVerdict, NodeVerdict, judge
-from .phases import Phase
+from .phases import Phase, compatible, why_incompatible
 
 
 def access_of(rollout: Rollout) -> observe.Access:
@@ -44,7 +44,38 @@ def run_check(rollout: Rollout, key: GossipKey | None, state: State | None = Non
     watched.update({u.name: u.http_addr for u in rollout.unmanaged if u.http_addr})
     view = observe.observe(rollout.servers.http_addr, watched, access, timeout)
     verdict = judge(view, expected, roles, key.fingerprint if key else None, rollout.key_env)
-    return with_unaccounted(verdict, view, expected, rollout)
+    return with_unaccounted(with_straggler_fix(verdict, view, expected), view, expected, rollout)
+
+
+REPAIR_FIX = ("Fix: `tsegossip repair SPEC` moves just those nodes to their role's phase (through the roles' "
+              "delivery, with the same gates as every step; `--dry-run` shows the repair and its proof first).")
+
+
+def stragglers_of(view: observe.ClusterView, expected: dict[str, str]) -> dict[str, Phase]:
+    """Listed nodes whose own API answers with a phase other than the one expected: node -> what it runs."""
+    out: dict[str, Phase] = {}
+    for name, want in expected.items():
+        node = view.nodes.get(name)
+        if want in Phase.names() and node is not None and node.reachable and node.phase is not None \
+                and node.phase.value != want:
+            out[name] = node.phase
+    return out
+
+
+def with_straggler_fix(verdict: ClusterVerdict, view: observe.ClusterView, expected: dict[str, str]) -> ClusterVerdict:
+    """One cluster-wide problem naming every straggler with why it matters (cut off or not) and the fix."""
+    found = stragglers_of(view, expected)
+    if not found:
+        return verdict
+    present = {Phase(p) for n, p in expected.items() if p in Phase.names() and n not in found}
+    parts = []
+    for name, runs in sorted(found.items()):
+        apart = sorted((p for p in present if not compatible(runs, p)), key=lambda p: p.rank)
+        why = (f"cut off: it cannot gossip with agents in {apart[0]} ({why_incompatible(runs, apart[0])})" if apart
+               else "still gossips (adjacent phases), but the next step expects it with its role")
+        parts.append(f"{name} runs {runs}, expected {expected[name]}: {why}")
+    problem = f"{len(found)} straggler(s), left in an old phase: " + "; ".join(parts) + ". " + REPAIR_FIX
+    return ClusterVerdict(verdict.nodes, verdict.keyring, verdict.problems + (problem,))
 
 
 UNLISTED_ROLE = "(not listed)"

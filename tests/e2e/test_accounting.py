@@ -12,7 +12,7 @@ import pytest
 from tsegossip import check, deploy, planner, spec
 from tests.e2e.helpers import Out, lab_up, make_spec, observed_phases, save_spec, tsegossip_cmd
 
-pytestmark = [pytest.mark.usefixtures("cdktf_ready"), pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.usefixtures("cdktf_ready"), pytest.mark.timeout(420)]
 
 
 def test_an_unlisted_alive_member_is_named_and_the_step_that_would_cut_it_off_refused(
@@ -113,3 +113,57 @@ def test_a_down_node_under_skip_is_left_behind_recorded_and_reported_when_back(t
         assert not verdict.ok
         assert any(p.startswith("web-2: runs plaintext") and p.endswith("expected accept-encrypted")
                    for p in verdict.all_problems()), verdict.all_problems()
+
+
+def test_a_straggler_cut_off_after_enforced_is_reported_and_repaired_through_its_own_stack(
+        tmp_path, lab_binary, key, rollout_name):
+    """web-2 is down for the whole rollout (down_nodes: skip), comes back plaintext into an enforced
+    cluster (cut off); check names it with the reason and the fix; `tsegossip repair` moves just it,
+    straight to enforced, through cdktf deploy of a repair stack; nobody else restarts or fails."""
+    from tsegossip import lab
+    from tests.e2e.helpers import Probe, pids
+
+    with lab_up(tmp_path, lab_binary, servers=3, clients=3, groups=1) as c:
+        spec_path = tmp_path / "spec.json"
+        doc = make_spec(c, spec_path, rollout_name)
+        doc["client_groups"][0]["down_nodes"] = "skip"
+        save_spec(spec_path, doc)
+        assert lab.stop(c, "web-2") == "stopped"
+        plan = planner.plan(spec.load(spec_path))
+        deploy.deploy_steps(plan, spec_path, key, tmp_path / "deploy", out=Out(), check_after=False)
+        last = plan.steps[-1]
+        lab.start(c, "web-2", wait_join=False)  # plaintext config: the enforced servers refuse it
+        assert observed_phases(c)["web-2"] == "plaintext"
+
+        r = subprocess.run([tsegossip_cmd(), "check", str(spec_path), "--after", last.stack], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 1, r.stdout + r.stderr
+        text = " ".join(r.stdout.split())
+        assert "1 straggler(s), left in an old phase: web-2 runs plaintext, expected enforced: cut off: it cannot " \
+               "gossip with agents in enforced" in text
+        assert "Fix: `tsegossip repair SPEC`" in text
+
+        r = subprocess.run([tsegossip_cmd(), "repair", str(spec_path), "--dry-run"], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"the cluster is at {last.stack} (5/6 listed nodes run its phases)" in r.stdout
+        assert "web: web-2: plaintext -> enforced" in r.stdout and "apart from the cluster now" in r.stdout
+        assert pids(c)["web-2"] is not None
+
+        others = {n: p for n, p in pids(c).items() if n != "web-2"}
+        with Probe(c) as probe:
+            r = subprocess.run([tsegossip_cmd(), "repair", str(spec_path), "--workdir", str(tmp_path / "deploy")],
+                               capture_output=True, text=True, timeout=240)
+        assert r.returncode == 0, r.stdout + r.stderr
+        out = r.stdout
+        assert "-repair-" in out and "web (" in out and "batch 1/1: web-2 -> enforced" in out
+        assert "6/6 nodes as expected" in out
+        assert observed_phases(c) == {n.name: "enforced" for n in c.nodes}
+        assert {n: p for n, p in pids(c).items() if n != "web-2"} == others  # nobody else restarted
+        outside = [f for f in probe.failed if "web-2" not in (f[1], f[2])]
+        assert outside == [], outside[:5]
+        assert key.reveal() not in out + r.stderr
+
+        r = subprocess.run([tsegossip_cmd(), "repair", str(spec_path), "--dry-run"], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0 and "no stragglers" in r.stdout, r.stdout + r.stderr
