@@ -136,3 +136,56 @@ def as_json(verdict: ClusterVerdict) -> str:
         "problems": verdict.all_problems(),
         "audit": verdict.audit(),
     }, indent=2)
+
+
+# ---- plan --live: the plan against the cluster as it is now ----------------------------------------
+
+def live_lines(plan, timeout: float = observe.DEFAULT_TIMEOUT) -> tuple[list[str], bool]:
+    """What the live cluster says about `plan` before any step: (lines, ok).
+
+    Every alive member the spec does not list, with the first step that would cut it off (the provider's
+    before-gate refuses that step); listed nodes down now, with what their role's down_nodes does to them;
+    stragglers against today's phases. ok is False when a step would be refused as things stand.
+    """
+    rollout = plan.rollout
+    expected, roles, addrs = expectations(rollout, plan.initial)
+    view = observe.observe(rollout.servers.http_addr, {n: a for n, a in addrs.items() if must_be_member(expected[n])},
+                           access_of(rollout), timeout, with_keyring=False)
+    lines: list[str] = [f"live: {rollout.servers.http_addr}"]
+    ok = True
+    if view.roster is None:
+        return lines + [f"  cannot list members: {view.members_error}"], False
+    present = {Phase(p) for p in expected.values() if p in Phase.names()}
+    present |= {u.phase for u in rollout.unmanaged if u.phase is not None}
+    listed = set(expected) | {u.name for u in rollout.unmanaged}
+    found = accounting.unlisted(view.roster, listed, rollout.servers.type is ServerType.TSE, present)
+    lines.append(f"  {len(view.roster)} member(s) in the LAN pool, {len(found)} alive and not listed")
+    for u in found:
+        stop = next((s for s in plan.steps if accounting.refusals([u], s.proof.coexisting)), None)
+        if stop is None:
+            lines.append(f"  {u.describe()}: safe in every step")
+        else:
+            ok = False
+            lines.append(f"  {u.describe()}: step {stop.index} ({stop.stack}) would cut it off and is refused")
+    if not ok:
+        lines.append(f"  {accounting.FIX}")
+    policy = {SERVERS: rollout.servers.down_nodes, **{g.name: g.down_nodes for g in rollout.client_groups}}
+    for name in sorted(expected):
+        if not must_be_member(expected[name]):
+            continue
+        node, member = view.nodes.get(name), view.member_status(name)
+        if member != "alive" and (node is None or not node.reachable):
+            if policy.get(roles[name]) == "skip":
+                lines.append(f"  {name} ({roles[name]}): down (member {member}); down_nodes = skip: the steps go on "
+                             "without it and record it as a straggler, `tsegossip repair` moves it when it is back")
+            else:
+                ok = False
+                lines.append(f"  {name} ({roles[name]}): down (member {member}); down_nodes = refuse: the first step "
+                             "is refused until it is back (or set down_nodes: skip on its role)")
+    for name, runs in sorted(stragglers_of(view, expected).items()):
+        ok = False
+        lines.append(f"  {name} ({roles[name]}): runs {runs}, the spec says {expected[name]}: fix the spec (or "
+                     "`tsegossip repair SPEC --after today`) before the first step")
+    if ok and len(lines) == 2:
+        lines.append("  every member accounted for, every listed node up and in the spec's phase")
+    return lines, ok

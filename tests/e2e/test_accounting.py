@@ -38,7 +38,20 @@ def test_an_unlisted_alive_member_is_named_and_the_step_that_would_cut_it_off_re
         assert f"127.0.0.1:{web3.serf_port}" in row["problems"][0]
         assert "runs plaintext or accept-encrypted" in row["problems"][0]
 
+        # plan --live: names it and the step that would cut it off, exit 1; the full spec is clean
         plan = planner.plan(spec.load(partial_path))
+        r = subprocess.run([tsegossip_cmd(), "plan", str(partial_path), "--live"], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 1, r.stdout + r.stderr
+        live = " ".join(r.stdout.split())
+        assert "6 member(s) in the LAN pool, 1 alive and not listed" in live
+        assert f"web-3 (127.0.0.1:{web3.serf_port}): an alive member the spec does not list; it runs plaintext or " \
+               f"accept-encrypted: step 2 ({plan.steps[1].stack}) would cut it off and is refused" in live
+        r = subprocess.run([tsegossip_cmd(), "plan", str(full_path), "--live", "--format", "json"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert json.loads(r.stdout)["live"]["ok"] is True
+        assert "every member accounted for" in json.loads(r.stdout)["live"]["lines"][-1]
         out = Out()
         # step 1 moves to accept-encrypted: safe for a plaintext member, and the gate says it saw it
         deploy.deploy_steps(plan, partial_path, key, tmp_path / "deploy", stacks=[plan.steps[0].stack], out=out,
@@ -94,6 +107,11 @@ def test_a_down_node_under_skip_is_left_behind_recorded_and_reported_when_back(t
         save_spec(spec_path, doc)
         assert lab.stop(c, "web-2") == "stopped"
         plan = planner.plan(spec.load(spec_path))
+        r = subprocess.run([tsegossip_cmd(), "plan", str(spec_path), "--live"], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "web-2 (web): down (member left); down_nodes = skip: the steps go on without it and record it as " \
+               "a straggler" in " ".join(r.stdout.split())
         first = plan.steps[0]
         out = Out()
         deploy.deploy_steps(plan, spec_path, key, tmp_path / "deploy", stacks=[first.stack], out=out,

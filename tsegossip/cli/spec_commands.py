@@ -30,6 +30,10 @@ def register(sub) -> None:
     s.add_argument("--format", choices=["text", "markdown", "json"], default="text",
                    help="text for terminals, markdown for pull requests, json for pipelines (default: text)")
     s.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    s.add_argument("--live", action="store_true",
+                   help="also read the live cluster (servers.http_addr): alive members the spec does not list and "
+                        "the step that would cut each off, listed nodes that are down and what down_nodes does, "
+                        "nodes not in the spec's phase; exit 1 when a step would be refused as things stand")
     s.set_defaults(func=cmd_plan)
 
     s = sub.add_parser("render", help="print the agent config fragment of one group in one step",
@@ -86,6 +90,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
     plan, key = _load_plan(args.spec)
     render = {"text": report.as_text, "markdown": report.as_markdown, "json": report.as_json}[args.format]
     out = render(plan, key)
+    ok = True
+    if args.live:
+        from .. import check
+
+        lines, ok = check.live_lines(plan)
+        if args.format == "json":
+            import json
+
+            out = json.dumps({**json.loads(out), "live": {"ok": ok, "lines": lines}}, indent=2)
+        elif args.format == "markdown":
+            out = out.rstrip("\n") + "\n\n### Live\n\n```\n" + "\n".join(lines) + "\n```\n"
+        else:
+            out = out.rstrip("\n") + "\n" + "\n".join(lines)
     if args.output:
         try:
             with open(args.output, "w", encoding="utf-8") as fh:
@@ -94,7 +111,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             raise UserError(f"-o/--output: cannot write {args.output!r}: {err.strerror or err.__class__.__name__}") from None
     else:
         print(out)
-    return 0
+    return 0 if ok else 1
 
 
 def cmd_render(args: argparse.Namespace) -> int:
