@@ -12,7 +12,7 @@ from .keys import GossipKey
 from .planner import SERVERS, State, initial_state
 from .expectations import listed_nodes, must_be_member
 from .spec import Rollout, ServerType
-from .verdict import ClusterVerdict, NodeVerdict, judge
+from .verdict import MEMBER_API, SERVERS_VIEW, ClusterVerdict, NodeVerdict, judge
 from .phases import Phase, compatible, why_incompatible
 
 
@@ -95,7 +95,8 @@ def with_unaccounted(verdict: ClusterVerdict, view: observe.ClusterView, expecte
             problems.append(f"runs {node.describe()}, but unmanaged says {u.phase}: the plan's proof relies on it")
         if node is not None and not node.reachable and u.phase is None:
             problems.append(f"phase observe, but {node.describe()}")
-        rows.append(NodeVerdict(u.name, UNMANAGED_ROLE, u.label, view.member_status(u.name), observed, tuple(problems)))
+        rows.append(NodeVerdict(u.name, UNMANAGED_ROLE, u.label, view.member_status(u.name), observed, tuple(problems),
+                                MEMBER_API if node is not None and node.reachable else SERVERS_VIEW))
     problems = verdict.problems
     if view.roster is not None:
         present = {Phase(p) for p in expected.values() if p in Phase.names()}
@@ -104,7 +105,7 @@ def with_unaccounted(verdict: ClusterVerdict, view: observe.ClusterView, expecte
         found = accounting.unlisted(view.roster, listed, rollout.servers.type is ServerType.TSE, present)
         rows += [NodeVerdict(u.member.name, UNLISTED_ROLE, "-", u.member.status, "unknown",
                              (f"an alive member the spec does not list ({u.member.where}); it runs "
-                              + " or ".join(p.value for p in u.possible),)) for u in found]
+                              + " or ".join(p.value for p in u.possible),), SERVERS_VIEW) for u in found]
         if found:
             problems += (f"{len(found)} alive member(s) the spec does not list. " + accounting.FIX,)
     if not rows:

@@ -23,6 +23,8 @@ class NodeVerdict:
     member: str                # alive / failed / left / absent / unknown
     observed: str              # a phase name, unreachable or unknown
     problems: tuple[str, ...]
+    seen_from: str = "member"  # where `observed` comes from: the member's own API, or only the servers' member list
+
 
     @property
     def ok(self) -> bool:
@@ -40,7 +42,9 @@ class ClusterVerdict:
         members, and the keyring. A member whose phase is unknown is not counted as enforced."""
         alive = [n for n in self.nodes if n.member == "alive"]
         enforced = sum(n.observed == Phase.ENFORCED.value for n in alive)
-        return f"{enforced}/{len(alive)} members enforced, keyring {self.keyring}"
+        blind = sum(n.seen_from != MEMBER_API for n in alive)
+        note = f" ({blind} seen only in the servers' member list, not counted as enforced)" if blind else ""
+        return f"{enforced}/{len(alive)} members enforced{note}, keyring {self.keyring}"
 
     @property
     def ok(self) -> bool:
@@ -48,6 +52,12 @@ class ClusterVerdict:
 
     def all_problems(self) -> list[str]:
         return list(self.problems) + [f"{n.name}: {p}" for n in self.nodes for p in n.problems]
+
+
+# NodeVerdict.seen_from: the phase read from the member's own /v1/agent/self, or (its API not reachable,
+# as for clients serving HTTP on 127.0.0.1) only its status in the servers' member list.
+MEMBER_API = "member"
+SERVERS_VIEW = "servers"
 
 
 def stale_keyring_fix(key_env: str) -> str:
@@ -94,7 +104,8 @@ def judge(
                 problems.append(f"runs {node.describe() if node else observed}, expected {want}")
             if want != Phase.PLAINTEXT.value:
                 any_encrypted = True
-        rows.append(NodeVerdict(name, roles.get(name, ""), want, member, observed, tuple(problems)))
+        rows.append(NodeVerdict(name, roles.get(name, ""), want, member, observed, tuple(problems),
+                                MEMBER_API if node is not None and node.reachable else SERVERS_VIEW))
     ring_text = "not read"
     if view.keyring is not None:
         ring_text = view.keyring.describe()

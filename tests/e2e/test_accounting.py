@@ -37,6 +37,9 @@ def test_an_unlisted_alive_member_is_named_and_the_step_that_would_cut_it_off_re
         assert row["role"] == "(not listed)" and row["member"] == "alive" and not row["ok"]
         assert f"127.0.0.1:{web3.serf_port}" in row["problems"][0]
         assert "runs plaintext or accept-encrypted" in row["problems"][0]
+        # where each phase comes from: the member's own API, or (not listed) only the servers' member list
+        assert row["seen_from"] == "servers" and {n["seen_from"] for n in doc["nodes"] if n["name"] != "web-3"} == {"member"}
+        assert doc["audit"].startswith("0/6 members enforced (1 seen only in the servers' member list, not counted")
 
         # plan --live: names it and the step that would cut it off, exit 1; the full spec is clean
         plan = planner.plan(spec.load(partial_path))
