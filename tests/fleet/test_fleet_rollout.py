@@ -280,3 +280,38 @@ def test_discover_fill_in_validate_deploy(fleet, fleet_env, tmp_path):
     plan = planner.plan(spec.load(out))
     deploy.deploy_steps(plan, out, fleet_env, tmp_path / "deploy", stacks=[plan.steps[0].stack], out=Out())
     assert set(phases_on_hosts(fleet).values()) == {"accept-encrypted"}
+
+
+def test_a_straggler_down_for_the_whole_rollout_is_repaired_over_ssh_on_its_own_host(fleet, fleet_env, tmp_path):
+    """web-2's agent is down through all three steps (down_nodes: skip), comes back plaintext into an
+    enforced cluster, and `repair` moves just it: the fragment written on web-2's own host over SSH."""
+    from tsegossip import observe, repair
+    from tsegossip.waiting import wait_until
+
+    key = fleet_env
+    doc = F.spec(fleet, name="fleet-repair", batch_size=2)
+    [web] = [g for g in doc["client_groups"] if g["name"] == "web"]
+    web["down_nodes"] = "skip"
+    spec_path = write_spec(tmp_path / "spec.json", doc)
+    plan = planner.plan(spec.load(spec_path))
+    F.consulctl(fleet, "web-2", "stop", timeout=40)
+    deploy.deploy_steps(plan, spec_path, key, tmp_path / "deploy", out=Out(), check_after=False)
+    plain = fragments(fleet)["web-2"]
+    F.consulctl(fleet, "web-2", "start")
+    web2 = fleet.host("web-2")
+    assert wait_until(lambda: (observe.node_settings(web2.http_addr, "web-2").label == "plaintext", None),
+                      timeout=30, interval=0.5).ok
+    others = {n: p for n, p in agent_pids(fleet).items() if n != "web-2"}
+    out = Out()
+    with Probe(fleet) as probe:
+        done = repair.run(plan, spec_path, key, tmp_path / "deploy", out=out)
+    text = out.getvalue()
+    assert done is not None and {n: p.value for n, p in done.stragglers.items()} == {"web-2": "plaintext"}
+    assert f"the cluster is at {plan.steps[-1].stack} (8/9 listed nodes run its phases)" in text
+    assert "delivery ssh root@{http_host}:22" in text and "delivery opened 1 connection(s) to 1 host(s)" in text
+    assert phases_on_hosts(fleet) == {h.name: "enforced" for h in fleet.hosts}
+    assert fragments(fleet)["web-2"] != plain  # rewritten on web-2's own host
+    assert {n: p for n, p in agent_pids(fleet).items() if n != "web-2"} == others
+    assert [f for f in probe.failed if "web-2" not in (f[1], f[2])] == []
+    assert check.run_check(plan.rollout, key, plan.final).ok
+    assert key.reveal() not in text
