@@ -99,10 +99,7 @@ def with_unaccounted(verdict: ClusterVerdict, view: observe.ClusterView, expecte
                                 MEMBER_API if node is not None and node.reachable else SERVERS_VIEW))
     problems = verdict.problems
     if view.roster is not None:
-        present = {Phase(p) for p in expected.values() if p in Phase.names()}
-        present |= {u.phase for u in rollout.unmanaged if u.phase is not None}
-        listed = set(expected) | {u.name for u in rollout.unmanaged}
-        found = accounting.unlisted(view.roster, listed, rollout.servers.type is ServerType.TSE, present)
+        found = unlisted_members(view, expected, rollout)
         rows += [NodeVerdict(u.member.name, UNLISTED_ROLE, "-", u.member.status, "unknown",
                              (f"an alive member the spec does not list ({u.member.where}); it runs "
                               + " or ".join(p.value for p in u.possible),), SERVERS_VIEW) for u in found]
@@ -111,6 +108,14 @@ def with_unaccounted(verdict: ClusterVerdict, view: observe.ClusterView, expecte
     if not rows:
         return verdict
     return ClusterVerdict(verdict.nodes + tuple(rows), verdict.keyring, problems)
+
+
+def unlisted_members(view: observe.ClusterView, expected: dict[str, str], rollout: Rollout) -> list[accounting.Unlisted]:
+    """Alive members of the pool (view.roster) neither listed nor unmanaged, with the phases they may run."""
+    present = {Phase(p) for p in expected.values() if p in Phase.names()}
+    present |= {u.phase for u in rollout.unmanaged if u.phase is not None}
+    listed = set(expected) | {u.name for u in rollout.unmanaged}
+    return accounting.unlisted(view.roster or (), listed, rollout.servers.type is ServerType.TSE, present)
 
 
 def as_table(verdict: ClusterVerdict) -> str:
@@ -156,10 +161,7 @@ def live_lines(plan, timeout: float = observe.DEFAULT_TIMEOUT) -> tuple[list[str
     ok = True
     if view.roster is None:
         return lines + [f"  cannot list members: {view.members_error}"], False
-    present = {Phase(p) for p in expected.values() if p in Phase.names()}
-    present |= {u.phase for u in rollout.unmanaged if u.phase is not None}
-    listed = set(expected) | {u.name for u in rollout.unmanaged}
-    found = accounting.unlisted(view.roster, listed, rollout.servers.type is ServerType.TSE, present)
+    found = unlisted_members(view, expected, rollout)
     lines.append(f"  {len(view.roster)} member(s) in the LAN pool, {len(found)} alive and not listed")
     for u in found:
         stop = next((s for s in plan.steps if accounting.refusals([u], s.proof.coexisting)), None)

@@ -47,12 +47,12 @@ def candidates(plan: Plan) -> list[str]:
 def find(plan: Plan, after: str | None = None, timeout: float = observe.DEFAULT_TIMEOUT) -> Found:
     """Read every listed node's own API once and judge it against the chosen (or best-matching) state."""
     rollout = plan.rollout
+    if after is not None and after not in candidates(plan):
+        raise RepairError(f"--after {after!r} is not a stack of this plan; allowed: {', '.join(candidates(plan))}")
     nodes = listed_nodes(rollout, plan.initial)
     view = observe.observe(rollout.servers.http_addr, {n: e.http_addr for n, e in nodes.items()},
                            check.access_of(rollout), timeout, with_keyring=False)
     labels = view.phases()
-    if after is not None and after not in candidates(plan):
-        raise RepairError(f"--after {after!r} is not a stack of this plan; allowed: {', '.join(candidates(plan))}")
 
     def expected(at: str) -> dict[str, str]:
         return {n: e.phase for n, e in listed_nodes(rollout, state_at(plan, at)).items()}
@@ -64,15 +64,11 @@ def find(plan: Plan, after: str | None = None, timeout: float = observe.DEFAULT_
     # Ties go to the later state: a cluster half way through reads as the step it was going to.
     at = after if after is not None else max(reversed(candidates(plan)), key=score)
     want = expected(at)
-    stragglers: dict[str, Phase] = {}
+    stragglers = check.stragglers_of(view, want)
     down: dict[str, str] = {}
     for name, phase in want.items():
-        seen = labels.get(name, "unknown")
-        if seen == phase or phase not in Phase.names():  # not-joined: nothing to repair it to
-            continue
-        if seen in Phase.names():
-            stragglers[name] = Phase(seen)
-        else:
+        # neither in its phase nor a straggler: its API did not show a phase (not-joined has nothing to repair)
+        if labels.get(name) != phase and name not in stragglers and phase in Phase.names():
             node = view.nodes.get(name)
             down[name] = (f"member {view.member_status(name)}, "
                           f"{node.describe() if node else 'not read'}; expected {phase}")

@@ -65,6 +65,22 @@ class PhaseGate(PhaseGateResource):
         super().__init__(scope, id, props.attributes(), depends_on=depends_on)
 
 
+def common_attributes(r: Rollout, stack: str, key_fingerprint: str, **extra: Any) -> dict[str, Any]:
+    """The props every resource of a stack shares: rollout, stack, key variable and fingerprint, where to observe."""
+    return dict(
+        rollout=r.name, stack=stack, key_env=r.key_env, key_fingerprint=key_fingerprint,
+        http_addr=r.servers.http_addr, token_env=r.consul.token_env, cacert_env=r.consul.cacert_env,
+        client_cert_env=r.consul.client_cert_env, client_key_env=r.consul.client_key_env, **extra,
+    )
+
+
+def skippable_nodes(r: Rollout) -> dict[str, str]:
+    """Node -> role for the roles with down_nodes = skip (a gate's may_be_down)."""
+    out = {n.name: SERVERS for n in r.servers.nodes if r.servers.down_nodes == "skip"}
+    out.update({n.name: g.name for g in r.client_groups if g.down_nodes == "skip" for n in g.nodes})
+    return out
+
+
 @dataclass(frozen=True, kw_only=True)
 class PhaseStackProps:
     """One planned step, the rollout it belongs to, and the key's fingerprint (never the key)."""
@@ -127,18 +143,12 @@ class PhaseStack(TerraformStack):
         if props.previous is not None:
             self.add_dependency(props.previous)
 
-        common = dict(
-            rollout=r.name, stack=id, previous_stack=previous, key_env=r.key_env,
-            key_fingerprint=props.key_fingerprint, http_addr=r.servers.http_addr,
-            token_env=r.consul.token_env, cacert_env=r.consul.cacert_env,
-            client_cert_env=r.consul.client_cert_env, client_key_env=r.consul.client_key_env,
-        )
+        common = common_attributes(r, id, props.key_fingerprint, previous_stack=previous)
         expected_before, expected_after, addresses = expectations(r, step)
         # The before-gate also accounts for every member of the pool: an alive member the spec does not
         # list must be safe with the phases that coexist during this step (tsegossip/accounting.py).
         fixed = {u.phase for u in r.unmanaged if u.phase is not None}
-        may_be_down = {n.name: SERVERS for n in r.servers.nodes if r.servers.down_nodes == "skip"}
-        may_be_down.update({n.name: g.name for g in r.client_groups if g.down_nodes == "skip" for n in g.nodes})
+        may_be_down = skippable_nodes(r)
         self.gate_before = PhaseGate(self, "gate-before", PhaseGateProps(
             **common, when="before", expected=expected_before,
             addresses={**addresses, **{u.name: u.http_addr for u in r.unmanaged if u.http_addr}},

@@ -19,7 +19,7 @@ from ..repairplan import Repair
 from ..spec import Rollout, ServerType
 from ._cdk import Construct, LocalBackend, TerraformStack
 from .bindings import TsegossipProvider
-from .gossip import GossipClientConfig, GossipServerParams, PhaseGate
+from .gossip import GossipClientConfig, GossipServerParams, PhaseGate, common_attributes, skippable_nodes
 from .props import GossipClientConfigProps, GossipServerParamsProps, PhaseGateProps, PropsError, _fail, _fingerprint
 
 
@@ -60,18 +60,12 @@ class RepairStack(TerraformStack):
         TsegossipProvider(self)
         if props.state_dir:
             LocalBackend(self, path=f"{props.state_dir.rstrip('/')}/{id}.tfstate")
-        common = dict(
-            rollout=r.name, stack=id, key_env=r.key_env, key_fingerprint=props.key_fingerprint,
-            http_addr=r.servers.http_addr, token_env=r.consul.token_env, cacert_env=r.consul.cacert_env,
-            client_cert_env=r.consul.client_cert_env, client_key_env=r.consul.client_key_env,
-        )
+        common = common_attributes(r, id, props.key_fingerprint)
         stragglers = repair.stragglers
         after = phases_by_node(r, repair.state)
         before = {n: p for n, p in after.items() if n not in stragglers}
         addresses = addresses_by_node(r)
-        may_be_down = {n.name: SERVERS for n in r.servers.nodes if r.servers.down_nodes == "skip"}
-        may_be_down.update({n.name: g.name for g in r.client_groups if g.down_nodes == "skip" for n in g.nodes})
-        may_be_down = {n: role for n, role in may_be_down.items() if n not in stragglers}
+        may_be_down = {n: role for n, role in skippable_nodes(r).items() if n not in stragglers}
         coexisting = repair.proof.coexisting
         self.gate_before = PhaseGate(self, "gate-before", PhaseGateProps(
             **common, when="before", expected=before,
