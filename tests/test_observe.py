@@ -100,6 +100,37 @@ def test_keyring_empty_500_is_reported_not_raised():
     assert not view.holds_everywhere("anything")
 
 
+def test_keyring_listing_one_member_short_is_asked_again_and_then_answers(monkeypatch):
+    # CI saw a 500 "1 error occurred:" right after a fleet's last batch, from a cluster that was fine.
+    monkeypatch.setattr(observe.keyrings, "KEYRING_RETRY_PAUSE", 0.0)
+    short = "1 error occurred:\n\t* dc1 (LAN) error: 8/9 nodes reported success\n\n"
+    answers = iter([(500, short), (200, [keyring_entry({TEST_KEY: 9}, {TEST_KEY: 9}, 9)])])
+    with fake_consul() as fc:
+        fc.routes["/v1/operator/keyring"] = (200, lambda parts, headers: next(answers))
+        view = observe.keyring(fc.addr)
+        assert len([r for r in fc.requests if r["path"] == "/v1/operator/keyring"]) == 2
+    assert view.ok and view.num_nodes == 9, view.error
+
+
+def test_keyring_failure_that_persists_names_every_item_and_stops_after_the_attempts(monkeypatch):
+    monkeypatch.setattr(observe.keyrings, "KEYRING_RETRY_PAUSE", 0.0)
+    body = "2 errors occurred:\n\t* dc1 (LAN) error: 1/9 nodes reported failure\n\t* web-2: No installed keys\n"
+    with fake_consul() as fc:
+        fc.routes["/v1/operator/keyring"] = (500, body)
+        view = observe.keyring(fc.addr)
+        asked = len([r for r in fc.requests if r["path"] == "/v1/operator/keyring"])
+    assert asked == observe.keyrings.KEYRING_ATTEMPTS == 3
+    assert view.error == (f"{fc.addr}: keyring listing failed: 500 2 errors occurred: "
+                          "dc1 (LAN) error: 1/9 nodes reported failure; web-2: No installed keys")
+
+
+def test_keyring_keyless_500_is_not_asked_again():
+    with fake_consul() as fc:
+        fc.routes["/v1/operator/keyring"] = (500, KEYRING_EMPTY_500)
+        observe.keyring(fc.addr)
+        assert len([r for r in fc.requests if r["path"] == "/v1/operator/keyring"]) == 1
+
+
 def test_keyring_local_only_sends_the_query_parameter():
     with fake_consul() as fc:
         fc.routes["/v1/operator/keyring"] = (200, [keyring_entry({TEST_KEY: 1}, {TEST_KEY: 1}, 1)])
