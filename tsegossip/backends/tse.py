@@ -7,23 +7,35 @@ module asks exactly that, with the official SDK (tencentcloud-sdk-python-tse,
 module tencentcloud.tse.v20201207): credentials from TENCENTCLOUD_SECRET_ID /
 TENCENTCLOUD_SECRET_KEY (and TENCENTCLOUD_SECRET_TOKEN when set), region from the spec.
 
-TESTED ONLY AGAINST RECORDED SHAPES. Tencent Cloud cannot be reached from where this
-was written; tests/provider/test_tse_backend.py points the SDK's HttpProfile at a local
-HTTP server that returns recorded response JSON (tests/provider/fixtures/), so the real
-SDK path runs (TC3 signing, request building, response parsing), but no real TSE
-instance has answered these calls.
+NO REAL TSE INSTANCE HAS ANSWERED THESE CALLS: Tencent Cloud cannot be reached from where
+this was written. The same code runs against the local stand-in (tsegossip/lab/tse_standin.py:
+TC3 signatures verified, the documented shapes, real lab servers rolled by its console) and
+against recorded replies (tests/provider/test_backends.py), selected only by the endpoint.
+
+The endpoint: Tencent Cloud's tse.tencentcloudapi.com unless TSEGOSSIP_TSE_ENDPOINT names another
+as a URL (`http://127.0.0.1:8765` for the stand-in, `https://tse.ap-guangzhou.tencentcloudapi.com`
+for a regional one). The SDK wants scheme and host apart (a scheme inside its endpoint is sent as
+the Host header and signed so), hence the split here. TSEGOSSIP_TSE_REQUEST_TIMEOUT (seconds,
+default 10) bounds each call; RequestLimitExceeded and network errors are retried with exponential
+backoff (RETRY_ATTEMPTS calls in all) by the SDK's StandardRetryer, its loop fixed (see _retryer).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from urllib.parse import urlsplit
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
 RUNNING = "running"
 FAILED = ("create_fail", "update_fail", "restart_fail", "destroy_fail")
 DEFAULT_ENDPOINT = "tse.tencentcloudapi.com"
+ENDPOINT_ENV = "TSEGOSSIP_TSE_ENDPOINT"
+TIMEOUT_ENV = "TSEGOSSIP_TSE_REQUEST_TIMEOUT"
+DEFAULT_REQUEST_TIMEOUT = 10.0
+RETRY_ATTEMPTS = 4          # RequestLimitExceeded / network errors: 1 + 3 retries
+RETRY_BASE_SECONDS = 0.5    # backoff 0.5 s, 1 s, 2 s
 
 
 class TSEError(RuntimeError):
@@ -43,7 +55,73 @@ class InstanceStatus:
         return self.status == RUNNING
 
 
-def _client(region: str, environ: Mapping[str, str], endpoint: str | None, scheme: str | None, timeout: float):
+def endpoint_of(environ: Mapping[str, str]) -> tuple[str, str]:
+    """(scheme, host[:port]) of TSEGOSSIP_TSE_ENDPOINT, or Tencent Cloud's; TSEError naming the variable."""
+    text = (environ.get(ENDPOINT_ENV) or "").strip()
+    if not text:
+        return "https", DEFAULT_ENDPOINT
+    parts = urlsplit(text)
+    try:
+        parts.port
+    except ValueError:
+        parts = None
+    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+            or parts.path not in ("", "/") or parts.query or parts.fragment or parts.username):
+        raise TSEError(f"{ENDPOINT_ENV}: {text!r} is not an endpoint URL; expected http(s)://host[:port] with no "
+                       f"path, e.g. https://{DEFAULT_ENDPOINT} or http://127.0.0.1:8765 (the local stand-in)")
+    return parts.scheme, parts.netloc
+
+
+def request_timeout(environ: Mapping[str, str]) -> float:
+    text = (environ.get(TIMEOUT_ENV) or "").strip()
+    if not text:
+        return DEFAULT_REQUEST_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 1 <= value <= 300:
+        raise TSEError(f"{TIMEOUT_ENV}: {text!r} is not a number of seconds between 1 and 300")
+    return value
+
+
+def _retryer():
+    import logging
+
+    from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+    from tencentcloud.common.retry import StandardRetryer
+
+    class Retryer(StandardRetryer):
+        """The SDK's StandardRetryer with its loop fixed.
+
+        Its codes are the right ones (ClientNetworkError, ServerNetworkError, RequestLimitExceeded*),
+        but in 3.1.195 `send_request` keeps the previous attempt's exception across iterations: a
+        retry that succeeds is taken for a failure, retried again and finally raised (measured
+        against the stand-in: 2 x RequestLimitExceeded, then 2 x ok, then the SDK raised
+        RequestLimitExceeded). This one forgets each attempt's error before the next.
+        """
+
+        def send_request(self, fn):
+            err = None
+            for n in range(self._max_attempts):
+                try:
+                    return fn()
+                except TencentCloudSDKException as e:
+                    err = e
+                if not self.should_retry(None, err) or n + 1 >= self._max_attempts:
+                    raise err
+                sleep = self._backoff_fn(n)
+                self.on_retry(n, sleep, None, err)
+                time.sleep(sleep)
+            raise err  # max_attempts < 1
+
+    # Quiet logger: ours say what a person needs; the SDK's would print request ids on each retry.
+    return Retryer(max_attempts=RETRY_ATTEMPTS, backoff_fn=lambda n: RETRY_BASE_SECONDS * (2 ** n),
+                   logger=logging.getLogger("tsegossip.tse.retry"))
+
+
+def _client(region: str, environ: Mapping[str, str], endpoint: str | None, scheme: str | None,
+            timeout: float | None):
     from tencentcloud.common import credential
     from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
     from tencentcloud.common.profile.client_profile import ClientProfile
@@ -58,13 +136,16 @@ def _client(region: str, environ: Mapping[str, str], endpoint: str | None, schem
         cred = credential.Credential(sid, skey, environ.get("TENCENTCLOUD_SECRET_TOKEN") or None)
     except TencentCloudSDKException as err:
         raise TSEError(f"Tencent Cloud credentials rejected: {err.get_message()}") from None
-    http = HttpProfile(endpoint=endpoint or environ.get("TSEGOSSIP_TSE_ENDPOINT") or DEFAULT_ENDPOINT,
-                       protocol=scheme or environ.get("TSEGOSSIP_TSE_SCHEME") or "https", reqTimeout=int(timeout))
-    return tse_client.TseClient(cred, region, ClientProfile(httpProfile=http))
+    if endpoint is None:
+        scheme, endpoint = endpoint_of(environ)
+    seconds = timeout if timeout is not None else request_timeout(environ)
+    http = HttpProfile(endpoint=endpoint, protocol=scheme or "https", reqTimeout=max(1, int(seconds)))
+    return tse_client.TseClient(cred, region, ClientProfile(httpProfile=http, retryer=_retryer()))
 
 
 def describe_instance(instance_id: str, region: str, environ: Mapping[str, str] | None = None,
-                      endpoint: str | None = None, scheme: str | None = None, timeout: float = 10) -> InstanceStatus:
+                      endpoint: str | None = None, scheme: str | None = None,
+                      timeout: float | None = None) -> InstanceStatus:
     """DescribeSREInstances filtered by InstanceId; raises TSEError with the API's code and message."""
     from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
     from tencentcloud.tse.v20201207 import models

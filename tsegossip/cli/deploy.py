@@ -9,6 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
+from ..errors import UserError
 from ..keys import GossipKey
 
 
@@ -42,7 +43,10 @@ def register(sub) -> None:
                        "run the smooth rollout with `cdktf deploy` one stack at a time, show the checker's table "
                        "after each step, end enforced with every member alive, and stop the lab.")
     s.add_argument("--dir", default=".tsegossip/demo", help="work dir for the lab and cdktf output (default .tsegossip/demo)")
-    s.add_argument("--servers", type=int, default=3)
+    s.add_argument("--servers", type=_servers_arg, default=3, metavar="N|tse",
+                   help="number of self-managed servers (default 3), or `tse`: the 3 servers of a local TSE "
+                        "instance (API stand-in with TC3 signatures checked, the console step answered by the "
+                        "demo acting as the operator)")
     s.add_argument("--clients", type=int, default=6)
     s.add_argument("--groups", type=int, default=2)
     s.add_argument("--batch-size", type=int, default=1, help="client batch size (default 1)")
@@ -51,6 +55,35 @@ def register(sub) -> None:
                    help="run on a multi-host fleet instead (root): every agent on a host of its own (a network "
                         "namespace with its own address, filesystem and sshd), configs delivered over SSH")
     s.set_defaults(func=cmd_demo)
+
+
+def _servers_arg(text: str) -> int | str:
+    if text == "tse":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of servers or `tse`") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text}: at least 1 server")
+    return n
+
+
+class _Tee:
+    """stdout that also remembers what went through it (the demo's operator reads it)."""
+
+    def __init__(self, stream):
+        self.stream, self.parts = stream, []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def getvalue(self) -> str:
+        return "".join(self.parts)
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -96,10 +129,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
         os.environ[key_env] = GossipKey.generate().reveal()  # lives only in this process and its children
     key = GossipKey.from_env(key_env)
     t0 = time.monotonic()
-    where = "fleet of hosts" if args.hosts else "lab"
+    tse_mode = args.servers == "tse"
+    if tse_mode and args.hosts:
+        raise UserError("--servers tse runs on the local lab; --hosts is for self-managed servers")
+    if tse_mode:
+        args.servers = 3
+    where = "fleet of hosts" if args.hosts else ("lab with TSE servers" if tse_mode else "lab")
     print(f"== demo: {where} of {args.servers} servers + {args.clients} clients in {args.groups} groups, "
           f"key {key.redacted} sha256:{key.fingerprint}", flush=True)
     spec_path = workdir / "spec.json"
+    if tse_mode:
+        return _demo_tse(args, workdir, spec_path, key, key_env, t0)
     if args.hosts:
         from ..lab import fleet as lab_fleet
 
@@ -123,6 +163,51 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not args.keep:
             stop()
             print(f"== {where} stopped", flush=True)
+    return 0
+
+
+def _demo_tse(args: argparse.Namespace, workdir: Path, spec_path: Path, key: GossipKey, key_env: str,
+              t0: float) -> int:
+    """Scenario 2 on a TSE instance's servers: the stand-in answers the SDK, the demo saves the console."""
+    import sys
+
+    from .. import check, deploy, lab, planner, report, spec
+    from ..lab import tse_lab
+    from ..lab.tse_standin import TEST_SECRET_ID, TEST_SECRET_KEY, TSEStandIn
+
+    cluster = tse_lab.up(workdir / "lab", servers_phase="plaintext", servers=3, clients=args.clients,
+                         groups=args.groups)
+    try:
+        with TSEStandIn(tse_lab.standin_dir(cluster)) as standin:
+            # Only this process and its children (cdktf, the provider) get the stand-in's test pair.
+            os.environ.setdefault("TENCENTCLOUD_SECRET_ID", TEST_SECRET_ID)
+            os.environ.setdefault("TENCENTCLOUD_SECRET_KEY", TEST_SECRET_KEY)
+            os.environ[tse_lab.ENDPOINT_ENV] = standin.endpoint
+            print(f"== TSE stand-in for instance {tse_lab.INSTANCE_ID} ({tse_lab.REGION}) at {standin.endpoint} "
+                  f"({tse_lab.ENDPOINT_ENV}); its servers are the lab's 3 Consul servers. The demo plays the operator: "
+                  "each time the server step shows what to save, it saves it through the stand-in's console "
+                  "(`tsegossip lab tse save`)", flush=True)
+            tse_lab.write_spec(cluster, spec_path, "plaintext", key_env=key_env, batch_size=args.batch_size)
+            rollout = spec.load(spec_path)
+            plan = planner.plan(rollout)
+            print(report.as_text(plan, key), flush=True)
+            out = _Tee(sys.stdout)
+            operator = tse_lab.Operator(standin.workdir, key, [s.after.servers for s in plan.steps
+                                                               if s.after.servers != s.before.servers],
+                                        watch=out.getvalue, progress=lambda line: print(f"   {line}", flush=True))
+            operator.start()
+            try:
+                deploy.deploy_steps(plan, spec_path, key, workdir, out=out)
+            finally:
+                operator.stop()
+            if operator.error:
+                raise UserError(f"the demo's console step failed: {operator.error}")
+            print(f"== demo done in {time.monotonic() - t0:.0f}s: every agent {plan.final.servers}, every member "
+                  f"alive; the console was saved {len(operator.saved)} time(s)", flush=True)
+    finally:
+        if not args.keep:
+            lab.down(cluster, quiet=True)
+            print("== lab with TSE servers stopped", flush=True)
     return 0
 
 

@@ -17,6 +17,17 @@ def register(sub) -> None:
                        description="Print base64 of 32 bytes from the OS CSPRNG, exactly like `consul keygen`.")
     s.set_defaults(func=cmd_keygen)
 
+    s = sub.add_parser("tse-parameters", help="print the JSON to save in TSE's console for one phase, key from a variable",
+                       description="Print the three gossip parameters TSE's console takes (System parameters -> "
+                       "Gossip encryption) for PHASE, with the key read from $KEY_ENV, for a pipe into the "
+                       "clipboard: the key is never typed, so never in a shell history. On a terminal the key "
+                       "is shown redacted unless --to-terminal.")
+    s.add_argument("phase", metavar="PHASE", help="plaintext, accept-encrypted, send-encrypted or enforced")
+    s.add_argument("--key-env", default="TSEGOSSIP_KEY", metavar="VAR",
+                   help="the variable holding the key (default TSEGOSSIP_KEY)")
+    s.add_argument("--to-terminal", action="store_true", help="print the key in clear even on a terminal")
+    s.set_defaults(func=cmd_tse_parameters)
+
     s = sub.add_parser("validate", help="check a rollout spec and the key it names",
                        description="Validate SPEC against schemas/rollout.schema.json and check the key in $key_env.")
     s.add_argument("spec", metavar="SPEC", help="rollout spec, YAML or JSON")
@@ -56,6 +67,30 @@ def _load_plan(path: str):
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     print(GossipKey.generate().reveal())
+    return 0
+
+
+def cmd_tse_parameters(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..agentconfig import tse_parameters
+    from ..phases import Phase
+
+    try:
+        phase = Phase(args.phase)
+    except ValueError:
+        raise UserError(f"PHASE: {args.phase!r} is not a phase; expected one of {', '.join(Phase.names())}") from None
+    key = None
+    if phase.has_key:
+        try:
+            key = GossipKey.from_env(args.key_env)
+        except InvalidKey as err:
+            raise UserError(f"--key-env: {err}") from None
+    reveal = args.to_terminal or not sys.stdout.isatty()
+    print(json.dumps(tse_parameters(phase, key, reveal=reveal), indent=2))
+    if not reveal:
+        print(f"(key redacted on a terminal, fingerprint {key.fingerprint if key else 'none'}: pipe this command "
+              "into your clipboard, e.g. `| xclip -selection clipboard`, or add --to-terminal)", file=sys.stderr)
     return 0
 
 

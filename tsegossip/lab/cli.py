@@ -9,7 +9,7 @@ import sys
 
 from ..keys import GossipKey
 from .. import lab
-from . import fleetcli
+from . import fleetcli, tsecli
 
 DEFAULT_DIR = os.environ.get("TSEGOSSIP_LAB_DIR", ".tsegossip-lab")
 
@@ -54,7 +54,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="Run a local lab of real Consul agents (servers and client groups, each with its "
                     "own ports and data dir) on 127.0.0.1, to try a gossip encryption rollout end to "
                     "end without touching a real cluster.")
-    sub = p.add_subparsers(dest="lab_command", metavar="{up,status,restart,token,down,fleet}")
+    sub = p.add_subparsers(dest="lab_command", metavar="{up,status,restart,token,down,fleet,tse}")
     sub.required = True
 
     def dir_arg(sp):
@@ -135,6 +135,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     dir_arg(dn)
     dn.set_defaults(func=cmd_down)
     fleetcli.register(sub, _guard)
+    tsecli.register(sub, _guard, dir_arg)
     return p
 
 

@@ -27,6 +27,11 @@ def all_in(labels: dict[str, str], target: Phase) -> bool:
     return all(label == str(target) for label in labels.values())
 
 
+PASTE_HINT = ("To copy it with the real key without typing the key (so it is never in a shell history): "
+              "`tsegossip tse-parameters {phase} --key-env {env} | xclip -selection clipboard` "
+              "(or pbcopy); the key is read from ${env} on your machine and printed only to that pipe.")
+
+
 @refusals.none_when_refused
 def roll_tse(state: ServerParamsState, world: World, diags: Diagnostics) -> ServerParamsState:
     target = refusals.phase(state.phase, "phase", diags)
@@ -35,6 +40,12 @@ def roll_tse(state: ServerParamsState, world: World, diags: Diagnostics) -> Serv
     refusals.no_skipped_phase(state, diags, source, target)
     key = refusals.gossip_key(state, world, diags, needed=source.has_key or target.has_key)
     who = state.who
+    instance, region = state.instance_id, state.region
+    # Credentials and instance first: an operator told to go to the console must not learn only
+    # afterwards that tsegossip cannot see the instance (wrong keys, wrong region, wrong id).
+    first = _first_status(state, world, diags)
+    world.progress(f"{who}: TSE instance {instance} ({region}) found: {first.name or 'unnamed'}, "
+                   f"type {first.engine_type or '?'}, {first.status}")
     labels = server_phases(state, world)
     if all_in(labels, target):
         world.progress(f"{who}: TSE servers already in {target}; nothing to do")
@@ -43,41 +54,96 @@ def roll_tse(state: ServerParamsState, world: World, diags: Diagnostics) -> Serv
         refusals.not_ready(diags, state, "servers", labels, source, "")
     if source.has_key and target.has_key:
         refusals.keyring_holds_key(state, world, diags, key, state.node_addresses)
+        world.progress(f"{who}: the servers' keyring holds {key.fingerprint}, the key in ${state.key_env}: "
+                       "adopting it")
 
     shown = json.dumps(tse_parameters(target, key, reveal=False), indent=2)
-    instance, region = state.instance_id, state.region
     world.progress(f"{who}: TSE has no API for these parameters. In the console of instance {instance} "
-                   f"({region}), System parameters -> Gossip encryption, save (key shown redacted; paste yours "
-                   f"from ${state.key_env}):\n{shown}")
+                   f"({region}), System parameters -> Gossip encryption, save (key shown redacted, fingerprint "
+                   f"{key.fingerprint if key else 'none'}):\n{shown}\n"
+                   + PASTE_HINT.format(phase=target, env=state.key_env))
     timeout = state.tse_timeout
-    world.progress(f"{who}: waiting up to {timeout:.0f}s for {instance} to run again with servers in {target}")
+    world.progress(f"{who}: waiting up to {timeout:.0f}s for {instance} to roll its servers and run again "
+                   f"with the servers in {target} (evidence: the instance's status and the servers' own config)")
+    statuses = [first.status or "not listed"]
 
     def look() -> tuple[bool, tuple[str, dict[str, str]]]:
         status, running = _instance_status(state, world, diags)
+        if status != statuses[-1]:
+            statuses.append(status)
+            world.progress(f"{who}: {instance}: {status}")
         now = server_phases(state, world)
+        _refuse_wrong_parameters(state, diags, now, source, target, shown)
+        rolled = any(st in ROLLING for st in statuses)
+        if running and rolled and not all_in(now, target) and not any(lab in ROLLING_LABELS for lab in now.values()):
+            refuse(diags, f"TSE rolled instance {instance} but the servers are not in {target}",
+                   f"Statuses seen: {' -> '.join(statuses)}; servers now: {group_labels(now)}. The parameters "
+                   f"saved were not these (or not saved on this instance); save these and apply again; no client "
+                   f"was restarted:\n{shown}", ["phase"])
         return running and all_in(now, target), (status, now)
 
     waited = world.wait_until(look, timeout=timeout, interval=state.poll)
     last_status, labels = waited.value
     if not waited.ok:
         refuse(diags, f"TSE servers did not reach {target} within {timeout:.0f}s",
-               f"Instance {instance}: {last_status}; servers seen: {group_labels(labels)}. Save these parameters "
-               f"in the TSE console (System parameters -> Gossip encryption; the key is the one in "
-               f"${state.key_env}, shown redacted) and apply again:\n{shown}",
+               f"Waited for instance {instance} to report running after a roll and for the servers to show "
+               f"{target}. Last seen: status {last_status} (statuses seen: {' -> '.join(statuses)}); servers: "
+               f"{group_labels(labels)}. Save these parameters in the TSE console (System parameters -> Gossip "
+               f"encryption; the key is the one in ${state.key_env}, shown redacted) and apply again:\n{shown}",
                ["phase"])
-    world.progress(f"{who}: {instance} running, servers in {target}")
+    if target.has_key:
+        refusals.keyring_holds_key(state, world, diags, key, state.node_addresses)
+    world.progress(f"{who}: {instance} running, servers in {target} (statuses seen: {' -> '.join(statuses)})")
     return state.moved(labels)
 
 
-def _instance_status(state: ServerParamsState, world: World, diags: Diagnostics) -> tuple[str, bool]:
-    """(what TSE says, whether it runs); refuses on a failed task or when TSE cannot be asked at all."""
+ROLLING = ("updating", "restarting")
+ROLLING_LABELS = ("unreachable", "down", "left", "failed")
+
+
+def _refuse_wrong_parameters(state: ServerParamsState, diags: Diagnostics, now: dict[str, str], source: Phase,
+                             target: Phase, shown: str) -> None:
+    """A server that came back in a phase that is neither where this step starts nor where it goes was
+    rolled with other parameters (say verify_outgoing on in step 1): stop before any client moves."""
+    wrong = {n: lab for n, lab in now.items() if lab in Phase.names() and lab not in (str(source), str(target))}
+    if wrong:
+        refuse(diags, f"TSE servers rolled with the wrong parameters: {group_labels(wrong)}, not {target}",
+               f"This step moves the servers {source} -> {target}; the live config of "
+               f"{', '.join(sorted(wrong))} shows {group_labels(wrong)}. No client was restarted. Save these "
+               f"parameters in the console and apply again:\n{shown}", ["phase"])
+
+
+def _first_status(state: ServerParamsState, world: World, diags: Diagnostics) -> tse.InstanceStatus:
+    """The first DescribeSREInstances: any failure refuses the step before the operator is sent anywhere."""
     try:
         st = world.tse_status(state.instance_id, state.region)
     except tse.TSEError as err:
-        if "must be set" in str(err):
-            refuse(diags, "Cannot ask TSE about the instance", str(err), ["instance_id"])
+        refuse(diags, f"Cannot ask TSE about instance {state.instance_id}",
+               f"{err}. Check TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY, the region and "
+               f"{tse.ENDPOINT_ENV}; nothing was changed and nothing needs saving in the console yet.",
+               ["instance_id"])
+    if st.status is None:
+        refuse(diags, f"TSE instance {state.instance_id} is not listed in region {state.region}",
+               "DescribeSREInstances returned no instance with that id (an empty Content): check instance_id "
+               "and region in the spec. Nothing was changed.", ["instance_id"])
+    if st.status in tse.FAILED:
+        refuse(diags, f"TSE instance {state.instance_id} reports {st.status}",
+               "Look at the console's task log; nothing was changed.", ["instance_id"])
+    if st.status != tse.RUNNING:
+        refuse(diags, f"TSE instance {state.instance_id} is {st.status}, not running",
+               "A task is in progress on the instance; wait for it to finish and apply again. Nothing was changed.",
+               ["instance_id"])
+    return st
+
+
+def _instance_status(state: ServerParamsState, world: World, diags: Diagnostics) -> tuple[str, bool]:
+    """(what TSE says, whether it runs) while waiting; refuses on a failed task. A failed call (the
+    SDK has already retried it) is shown and waited through: the next poll asks again."""
+    try:
+        st = world.tse_status(state.instance_id, state.region)
+    except tse.TSEError as err:
         return f"error: {err}", False
     if st.status in tse.FAILED:
         refuse(diags, f"TSE instance {state.instance_id} reports {st.status}",
-               "Look at the console's task log; nothing else was changed.", ["instance_id"])
+               "Look at the console's task log; no client was restarted.", ["instance_id"])
     return st.status or "not listed", st.running
