@@ -195,3 +195,41 @@ def test_an_instance_busy_with_another_task_is_refused_before_any_instruction(cl
     assert ServerParams(world=world).create(c, tse_at(cluster)) is None
     (err,) = errors(c)
     assert "is restarting, not running" in err.summary
+
+
+def test_interactive_mode_asks_once_after_the_instructions_and_q_stops_before_anything(cluster, standin):
+    plaintext(cluster)
+    world, calls = console_roll(cluster, standin, ["updating", "restarting", "running"], "accept-encrypted")
+    world.environ["TSEGOSSIP_TSE_INTERACTIVE"] = "1"
+    asked = []
+    world.ask = lambda prompt: asked.append((prompt, list(cluster.lines))) or "q\n"
+    c = ctx(CreateContext)
+    assert ServerParams(world=world).create(c, tse_at(cluster, poll_seconds=0.01)) is None
+    (err,) = errors(c)
+    assert err.summary == "Stopped by the operator before the console save" and "Nothing was changed" in err.detail
+    (prompt, lines_before), = asked
+    assert "press Enter" in prompt and any("System parameters" in line for line in lines_before)
+    assert len(calls) == 1  # only the credentials check: no wait began
+    assert tse_standin.read_instance(standin.workdir)["status"] == "running"
+
+
+@pytest.mark.parametrize("answer, note", [("\n", "the operator says the console is saved"),
+                                          (None, "no terminal to ask on")])
+def test_interactive_mode_then_watches_the_roll_on_evidence(cluster, standin, answer, note):
+    plaintext(cluster)
+    world, _ = console_roll(cluster, standin, ["updating", "restarting", "running"], "accept-encrypted")
+    world.environ["TSEGOSSIP_TSE_INTERACTIVE"] = "1"
+    world.ask = lambda prompt: answer
+    c = ctx(CreateContext)
+    new = ServerParams(world=world).create(c, tse_at(cluster, poll_seconds=0.01))
+    assert not errors(c), c.diagnostics
+    assert new["observed"] == {"server-1": "accept-encrypted"}
+    assert any(note in line for line in cluster.lines)
+
+
+def test_without_interactive_mode_nothing_is_asked(cluster, standin):
+    plaintext(cluster)
+    world, _ = console_roll(cluster, standin, ["updating", "restarting", "running"], "accept-encrypted")
+    world.ask = lambda prompt: pytest.fail("asked in a pipeline")
+    c = ctx(CreateContext)
+    assert ServerParams(world=world).create(c, tse_at(cluster, poll_seconds=0.01)) is not None

@@ -21,6 +21,10 @@ def register(sub) -> None:
     s.add_argument("--stack", action="append", metavar="ID", help="deploy only this stack (repeatable)")
     s.add_argument("--workdir", default=".tsegossip/deploy", help="where cdktf.out and logs go (default .tsegossip/deploy)")
     s.add_argument("--no-check", action="store_true", help="skip the live check after each step")
+    s.add_argument("--interactive", action="store_true",
+                   help="TSE servers: after showing what to save in the console, ask on the terminal to press "
+                        "Enter once saved (q stops before anything changes). Without it (pipelines) the step "
+                        "polls TSE and the servers up to timeouts.tse_seconds and reads no input")
     s.set_defaults(func=cmd_deploy)
 
     s = sub.add_parser("repair", help="move the stragglers (nodes left in an old phase) to their role's phase",
@@ -95,6 +99,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if not plan.steps:
         print(f"nothing to do: every agent is already {rollout.target}")
         return 0
+    if args.interactive:
+        os.environ["TSEGOSSIP_TSE_INTERACTIVE"] = "1"   # read by the provider (tse_servers.INTERACTIVE_ENV)
     # a DeployError is a UserError: main prints it and exits 1
     deploy.deploy_steps(plan, Path(args.spec), key, Path(args.workdir).resolve(), args.stack,
                         check_after=not args.no_check)

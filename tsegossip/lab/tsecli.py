@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -18,7 +19,8 @@ from ..keys import GossipKey, InvalidKey
 
 def register(sub, guard, dir_arg) -> None:
     p = sub.add_parser("tse", help="a lab whose servers are a local TSE instance: API stand-in and console",
-                       description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
+                       description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     tsub = p.add_subparsers(dest="tse_command", metavar="{up,serve,save,status}")
     tsub.required = True
 

@@ -62,6 +62,8 @@ def roll_tse(state: ServerParamsState, world: World, diags: Diagnostics) -> Serv
                    f"({region}), System parameters -> Gossip encryption, save (key shown redacted, fingerprint "
                    f"{key.fingerprint if key else 'none'}):\n{shown}\n"
                    + PASTE_HINT.format(phase=target, env=state.key_env))
+    if (world.environ.get(INTERACTIVE_ENV) or "").strip() == "1":
+        _ask_operator(state, world, diags, shown)
     timeout = state.tse_timeout
     world.progress(f"{who}: waiting up to {timeout:.0f}s for {instance} to roll its servers and run again "
                    f"with the servers in {target} (evidence: the instance's status and the servers' own config)")
@@ -95,6 +97,24 @@ def roll_tse(state: ServerParamsState, world: World, diags: Diagnostics) -> Serv
         refusals.keyring_holds_key(state, world, diags, key, state.node_addresses)
     world.progress(f"{who}: {instance} running, servers in {target} (statuses seen: {' -> '.join(statuses)})")
     return state.moved(labels)
+
+
+INTERACTIVE_ENV = "TSEGOSSIP_TSE_INTERACTIVE"   # set by `tsegossip deploy --interactive`
+
+
+def _ask_operator(state: ServerParamsState, world: World, diags: Diagnostics, shown: str) -> None:
+    """Interactive mode: wait for the operator to say the console is saved (or to stop here)."""
+    world.sleep(0.5)  # let deploy echo the instructions first: the prompt goes straight to the terminal
+    answer = world.ask(f"\n{state.who}: save the parameters shown above in the TSE console, then press Enter "
+                       "to watch the roll (q and Enter: stop here, nothing changed): ")
+    if answer is None:
+        world.progress(f"{state.who}: no terminal to ask on (a pipeline?): watching for the roll without asking")
+        return
+    if answer.strip().lower() in ("q", "quit", "n", "no", "stop"):
+        refuse(diags, "Stopped by the operator before the console save",
+               f"Nothing was changed. When ready, apply this stack again and save in the console:\n{shown}",
+               ["phase"])
+    world.progress(f"{state.who}: the operator says the console is saved; watching the roll")
 
 
 ROLLING = ("updating", "restarting")

@@ -19,6 +19,21 @@ from .progress import Progress
 T = TypeVar("T")
 
 
+def ask_on_terminal(prompt: str) -> str | None:
+    """One line from the operator's terminal, or None when there is none (a pipeline, a detached run).
+
+    Terraform owns the provider's stdin and stdout (the plugin protocol), but the provider is still
+    in the operator's session, so its controlling terminal (/dev/tty) is the operator's own.
+    """
+    try:
+        with open("/dev/tty", "r+") as tty:
+            tty.write(prompt)
+            tty.flush()
+            return tty.readline()
+    except OSError:
+        return None
+
+
 @dataclass
 class World:
     environ: Mapping[str, str]
@@ -32,6 +47,7 @@ class World:
     run_command: Callable[..., commands.CommandResult] = commands.run
     open_delivery: Callable[..., delivery.Session] = delivery.open_session
     describe_tse: Callable[[str, str], tse.InstanceStatus] | None = None
+    ask: Callable[[str], str | None] = ask_on_terminal
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
 
