@@ -25,7 +25,7 @@ CLIENT = dict(COMMON, group="web", phase="accept-encrypted", from_phase="plainte
               nodes={"web-1": "http://web-1:8500"}, config_path="/etc/consul.d/50-gossip.json",
               restart_command="systemctl restart consul")
 SERVERS_TSE = dict(COMMON, server_type="tse", phase="accept-encrypted", from_phase="plaintext",
-                   instance_id="ins-1", region="ap-guangzhou")
+                   instance_id="ins-00000001", region="ap-guangzhou")
 GATE = dict(COMMON, when="before", expected={"web-1": "plaintext"})
 
 
