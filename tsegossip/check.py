@@ -134,14 +134,17 @@ def as_table(verdict: ClusterVerdict) -> str:
     return "\n".join(lines)
 
 
-def as_json(verdict: ClusterVerdict) -> str:
-    return json.dumps({
+def as_json(verdict: ClusterVerdict, judged_against: str | None = None) -> str:
+    doc = {
         "ok": verdict.ok,
         "nodes": [{**asdict(n), "ok": n.ok} for n in verdict.nodes],
         "keyring": verdict.keyring,
         "problems": verdict.all_problems(),
         "audit": verdict.audit(),
-    }, indent=2)
+    }
+    if judged_against:
+        doc["judged_against"] = judged_against
+    return json.dumps(doc, indent=2)
 
 
 # ---- plan --live: the plan against the cluster as it is now ----------------------------------------

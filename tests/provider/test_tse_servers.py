@@ -233,3 +233,32 @@ def test_without_interactive_mode_nothing_is_asked(cluster, standin):
     world.ask = lambda prompt: pytest.fail("asked in a pipeline")
     c = ctx(CreateContext)
     assert ServerParams(world=world).create(c, tse_at(cluster, poll_seconds=0.01)) is not None
+
+
+def test_an_sdk_timeout_on_the_first_call_is_refused_before_any_instruction(cluster, standin, monkeypatch):
+    monkeypatch.setattr(tse, "RETRY_ATTEMPTS", 1)
+    plaintext(cluster)
+    tse_standin.update_instance(standin.workdir, faults={"delay_seconds": 2.5})
+    world = cluster.world(sdk_env(standin, TSEGOSSIP_TSE_REQUEST_TIMEOUT="1"))
+    c = ctx(CreateContext)
+    assert ServerParams(world=world).create(c, tse_at(cluster)) is None
+    (err,) = errors(c)
+    assert err.summary == "Cannot ask TSE about instance ins-abc123" and "ClientNetworkError" in err.detail
+    assert not any("System parameters" in line for line in cluster.lines)
+
+
+def test_request_limit_exceeded_while_waiting_is_retried_and_the_roll_still_finishes(cluster, standin, monkeypatch):
+    monkeypatch.setattr(tse, "RETRY_BASE_SECONDS", 0.01)
+    plaintext(cluster)
+    world, calls = console_roll(cluster, standin, ["updating", "restarting", "running"], "accept-encrypted")
+    real = world.describe_tse
+
+    def limited(instance_id, region):
+        if len(calls) == 2:
+            tse_standin.update_instance(standin.workdir, faults={"rate_limit": 2})
+        return real(instance_id, region)
+
+    world.describe_tse = limited
+    c = ctx(CreateContext)
+    assert ServerParams(world=world).create(c, tse_at(cluster, poll_seconds=0.01)) is not None, c.diagnostics
+    assert [x.code for x in standin.calls()].count("RequestLimitExceeded") == 2

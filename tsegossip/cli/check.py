@@ -15,6 +15,9 @@ def register(sub) -> None:
                        "says today (or, with --after, from what it should be after that stack).")
     s.add_argument("spec", metavar="SPEC")
     s.add_argument("--after", metavar="STACK", help="expect the phases planned after this stack instead of today's")
+    s.add_argument("--today", action="store_true",
+                   help="judge against the spec's phases only; without it, a cluster that differs from them but runs "
+                        "exactly the phases some step of the plan leaves is judged against that step (and says so)")
     s.add_argument("--format", choices=["table", "json"], default="table")
     s.add_argument("--timeout", type=float, default=3.0, help="seconds per HTTP request (default 3)")
     s.set_defaults(func=cmd_check)
@@ -69,5 +72,23 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.after:
         state = planner.plan(rollout).step(args.after).after
     verdict = check.run_check(rollout, key, state, timeout=args.timeout)
-    print(check.as_table(verdict) if args.format == "table" else check.as_json(verdict))
+    note = None
+    if not verdict.ok and not args.after and not args.today:
+        # The spec's phases are today's as written; mid-rollout or after it they are history. Where
+        # every listed node runs what some step leaves, that step is the useful comparison.
+        from .. import repair
+
+        plan = planner.plan(rollout)
+        found = repair.find(plan, timeout=args.timeout)
+        if found.at != repair.TODAY and found.matching == found.listed:
+            at = check.run_check(rollout, key, plan.step(found.at).after, timeout=args.timeout)
+            if at.ok:
+                verdict = at
+                note = (f"judged against the phases planned after {found.at}: the live cluster runs them on "
+                        f"{found.matching}/{found.listed} listed nodes, not the spec's phases (those are today's as "
+                        "written; update them, or --today to judge against them)")
+    if args.format == "table":
+        print((note + "\n" if note else "") + check.as_table(verdict))
+    else:
+        print(check.as_json(verdict, note))
     return 0 if verdict.ok else 1

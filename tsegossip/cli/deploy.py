@@ -99,12 +99,48 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if not plan.steps:
         print(f"nothing to do: every agent is already {rollout.target}")
         return 0
+    stacks = args.stack
+    if not stacks:
+        stacks = _live_start(plan)
+        if stacks == []:
+            return 0
     if args.interactive:
         os.environ["TSEGOSSIP_TSE_INTERACTIVE"] = "1"   # read by the provider (tse_servers.INTERACTIVE_ENV)
     # a DeployError is a UserError: main prints it and exits 1
-    deploy.deploy_steps(plan, Path(args.spec), key, Path(args.workdir).resolve(), args.stack,
+    deploy.deploy_steps(plan, Path(args.spec), key, Path(args.workdir).resolve(), stacks,
                         check_after=not args.no_check)
     return 0
+
+
+def _live_start(plan) -> list[str] | None:
+    """The stacks still to deploy, from the live cluster: None (all, from the first) unless every listed
+    node runs the phases some step leaves; [] when that is the last step (then says so).
+
+    The spec's phases are today's as the operator wrote them; after a finished (or half finished)
+    rollout they are history, and stack 1's gate would refuse the servers it finds enforced. The
+    servers' API must answer at all: a closed `servers.http_addr` fails here, at once, naming it.
+    """
+    from .. import observe, repair
+    from ..check import access_of
+
+    rollout = plan.rollout
+    try:
+        observe.members(rollout.servers.http_addr, access_of(rollout))
+    except observe.ObserveError as err:
+        raise UserError(f"servers.http_addr: {rollout.servers.http_addr}: the servers' API does not answer "
+                        f"({err}); nothing was deployed. Check the address, or that the servers are up") from None
+    found = repair.find(plan)
+    if found.matching < found.listed or found.at == repair.TODAY:
+        return None
+    done = [s.stack for s in plan.steps if s.index <= plan.step(found.at).index]
+    rest = [s.stack for s in plan.steps if s.stack not in done]
+    if not rest:
+        print(f"nothing to do: every step is already done (the live cluster is where {found.at} leaves it: "
+              f"{found.matching}/{found.listed} listed nodes in their phases); `tsegossip check` shows it")
+        return []
+    print(f"resuming: the live cluster is where {found.at} leaves it ({found.matching}/{found.listed} listed "
+          f"nodes); {', '.join(done)} already done, deploying {', '.join(rest)}", flush=True)
+    return rest
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
