@@ -68,9 +68,16 @@ def test_model_is_frozen():
         r.name = "x"
 
 
+def test_fails_client_groups_restart_outside_the_allowed_set():
+    assert problems(edited(client_groups_restart="serial")) == [
+        "client_groups_restart: 'serial' is not allowed; allowed: parallel, sequential"
+    ]
+
+
 def test_fails_unknown_field():
     assert problems(edited(colour="blue")) == [
-        "colour: unknown field 'colour'; allowed: client_groups, consul, key_env, name, servers, strategy, target, timeouts, "
+        "colour: unknown field 'colour'; allowed: client_groups, client_groups_restart, consul, key_env, name, servers, "
+            "strategy, target, timeouts, "
         "unmanaged"
     ]
 

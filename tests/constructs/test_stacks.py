@@ -66,6 +66,23 @@ def test_layout_gate_before_servers_clients_gate_after():
             f"tsegossip_client_config.{name}" for name in clients])
 
 
+def test_sequential_client_groups_restart_one_group_after_the_other(tmp_path):
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "examples" / "tse-smooth.yaml").read_text())
+    doc["client_groups_restart"] = "sequential"
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(doc))
+    plan = load_plan(path)
+    assert plan.rollout.client_groups_restart == "sequential"
+    _, stacks = build_app(plan)
+    for stack in stacks:
+        clients = _resources(json.loads(Synth.synth(stack)), "tsegossip_client_config")
+        assert clients["client-web"]["depends_on"] == ["tsegossip_server_params.servers"]
+        assert clients["client-api"]["depends_on"] == ["tsegossip_client_config.client-web"]
+    assert load_plan(ROOT / "examples" / "tse-smooth.yaml").rollout.client_groups_restart == "parallel"
+
+
 def test_self_managed_servers_listed_in_gates():
     plan = load_plan(ROOT / "examples" / "self-managed.yaml")
     _, stacks = build_app(plan)

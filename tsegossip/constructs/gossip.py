@@ -171,10 +171,14 @@ class PhaseStack(TerraformStack):
                 poll_seconds=r.timeouts.poll_seconds), depends_on=upstream)
             upstream = [self.server_params]
         self.client_configs: dict[str, GossipClientConfig] = {}
+        sequential = r.client_groups_restart == "sequential"
         for m in step.moves:
             if m.role == SERVERS:
                 continue
             g = r.group(m.role)
+            if sequential and self.client_configs:
+                # Terraform applies independent resources at once; the previous group is a dependency here
+                upstream = [list(self.client_configs.values())[-1]]
             self.client_configs[g.name] = GossipClientConfig(self, f"client-{g.name}", GossipClientConfigProps(
                 **common, group=g.name, phase=m.after, from_phase=m.before or g.phase, joining=m.before is None,
                 nodes={n.name: n.http_addr for n in g.nodes}, config_path=g.config_path,

@@ -119,4 +119,5 @@ def _build(d: dict) -> Rollout:
         timeouts=timeouts,
         unmanaged=tuple(Unmanaged(u["name"], None if u["phase"] == "observe" else Phase(u["phase"]), u.get("http_addr"))
                         for u in d.get("unmanaged", [])),
+        client_groups_restart=d.get("client_groups_restart", "parallel"),
     )

@@ -104,6 +104,7 @@ class Rollout:
     consul: ConsulAccess = ConsulAccess()
     timeouts: Timeouts = Timeouts()
     unmanaged: tuple[Unmanaged, ...] = ()
+    client_groups_restart: str = "parallel"   # parallel | sequential (schema: client_groups_restart)
 
     def group(self, name: str) -> ClientGroup:
         for g in self.client_groups:
