@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +109,12 @@ def test_every_command_has_help(cmd):
     r = run(*cmd, "--help")
     assert r.returncode == 0
     assert "usage: tsegossip" in r.stdout
+
+
+def test_printed_deploy_commands_of_later_stages_work_by_hand():
+    from tsegossip import planner, report, spec
+
+    plan = planner.plan(spec.load(str(Path(__file__).resolve().parent.parent / "examples" / "tse-smooth.yaml")))
+    first, *later = [report.deploy_command(s) for s in plan.steps]
+    assert first == f"cdktf deploy {plan.steps[0].stack} --skip-provider-lock"
+    assert later and all(c.endswith("--skip-provider-lock --ignore-missing-stack-dependencies") for c in later)
