@@ -58,6 +58,13 @@ def test_deploy_resumes_from_the_live_cluster_and_says_when_every_step_is_done(t
         today = run("check", spec_path, "--today")
         assert today.returncode == 1 and "expected plaintext" in today.stdout
 
+        # stage 1, finished and then moved past by stages 2 and 3: its diff is clean and says why
+        diff = deploy.run_cdktf("diff", [first.stack], spec_path, work, Out())
+        assert diff.returncode == 0, diff.stdout
+        text = " ".join(diff.stdout.split())
+        assert "No changes" in text and "to change" not in text, diff.stdout
+        assert "superseded by a later stage" in text, diff.stdout
+
     # the lab is gone: a closed servers.http_addr fails at once, naming the field, deploying nothing
     doc = json.loads(spec_path.read_text())
     closed = f"http://127.0.0.1:{_closed_port()}"

@@ -4,6 +4,7 @@ tse (the real SDK path against recorded response shapes served locally)."""
 from __future__ import annotations
 
 import json
+import time
 import os
 import stat
 import threading
@@ -71,6 +72,19 @@ def test_run_redacts_key_in_output(tmp_path):
 def test_fails_key_in_command():
     with pytest.raises(commands.CommandError):
         commands.run(f"echo {TEST_KEY}", 5, secrets=[TEST_KEY])
+
+
+def test_run_timeout_sends_term_first_so_the_command_can_clean_up():
+    t0 = time.monotonic()
+    res = commands.run("trap 'echo cleaned up; exit 3' TERM; sleep 30 & wait", timeout=0.5)
+    assert res.timed_out and "cleaned up" in res.output and time.monotonic() - t0 < 5
+
+
+def test_run_timeout_kills_a_command_that_ignores_term(monkeypatch):
+    monkeypatch.setattr(commands, "TERM_GRACE_SECONDS", 0.5)
+    t0 = time.monotonic()
+    res = commands.run("trap '' TERM; echo started; while :; do sleep 0.1; done", timeout=0.5)
+    assert res.timed_out and "started" in res.output and time.monotonic() - t0 < 5
 
 
 def test_run_timeout_kills_group():

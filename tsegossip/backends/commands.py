@@ -65,6 +65,26 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+TERM_GRACE_SECONDS = 5.0
+
+
+def _stop_group(proc: subprocess.Popen) -> bytes:
+    """Stop an overrunning command's whole process group (our own child's: start_new_session):
+    SIGTERM first, so a restart script or `systemctl` can finish or clean up, SIGKILL only after
+    TERM_GRACE_SECONDS. Returns what it printed."""
+    for sig, wait in ((signal.SIGTERM, TERM_GRACE_SECONDS), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            out, _ = proc.communicate(timeout=wait)
+            return out or b""
+        except subprocess.TimeoutExpired:  # still running, or a grandchild outside the group holds the pipe
+            continue
+    return b""
+
+
 def run(command: str | Sequence[str], timeout: float, secrets: Iterable[str] = (), hide_env: Iterable[str] = (),
         environ: Mapping[str, str] | None = None, input: bytes | None = None) -> CommandResult:
     """Run `command` (a string under /bin/sh -c, or an argv without a shell), `input` on its stdin;
@@ -91,14 +111,7 @@ def run(command: str | Sequence[str], timeout: float, secrets: Iterable[str] = (
         out, _ = proc.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # our own child's group (start_new_session)
-        except ProcessLookupError:
-            pass
-        try:
-            out, _ = proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:  # a grandchild outside the group holds the pipe
-            out = b""
+        out = _stop_group(proc)
     text = redact((out or b"").decode("utf-8", errors="replace"), secrets)
     return CommandResult(command=shown, returncode=None if timed_out else proc.returncode,
                          output=text[-OUTPUT_LIMIT:], seconds=time.monotonic() - t0, timed_out=timed_out)

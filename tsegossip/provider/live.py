@@ -9,6 +9,7 @@ from typing import Mapping
 from tf.utils import Diagnostics
 
 from .. import observe as obs
+from ..phases import Phase
 from .state import NodesState
 from .world import World
 
@@ -94,5 +95,30 @@ def refresh(current: NodesState, world: World, diags: Diagnostics) -> NodesState
             "The plan below is based on the state recorded at the last apply.",
         )
         return None
+    if _superseded(current, labels):
+        diags.add_warning(
+            f"{current.who}: superseded by a later stage; nothing to do for this one",
+            f"They are in {group_labels(labels)}, past this stage's {current.phase} (from {current.from_phase}): a "
+            "later stage moved them on. This stack's state is kept as it was applied, so its plan stays clean.",
+        )
+        return None
     common = set(labels.values())
     return replace(current, phase=common.pop() if len(common) == 1 else "mixed", observed=labels)
+
+
+def _superseded(current: NodesState, labels: Mapping[str, str]) -> bool:
+    """Every node is further along this stage's own direction than its target: a later stage's doing.
+
+    Reporting that as drift would show a finished stage as `N to change` forever, and applying it
+    would try to move the agents back (which the gates refuse)."""
+    names = Phase.names()
+    if current.phase not in names or current.from_phase not in names or not labels:
+        return False
+    if any(label not in names for label in labels.values()):
+        return False
+    target, source = Phase(current.phase), Phase(current.from_phase)
+    if target == source:
+        return False
+    up = target.rank > source.rank
+    return all((Phase(label).rank > target.rank) if up else (Phase(label).rank < target.rank)
+               for label in labels.values())
