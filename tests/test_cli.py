@@ -103,8 +103,26 @@ def test_usage_error_exit_2():
     assert "usage:" in r.stderr
 
 
-@pytest.mark.parametrize("cmd", [[], ["plan"], ["validate"], ["render"], ["keygen"], ["check"], ["deploy"], ["demo"],
-                                 ["lab"], ["lab", "up"], ["lab", "status"], ["lab", "restart"], ["lab", "down"]])
+def _commands(parser=None, prefix=()):
+    """Every command path of the real parser (so a new command cannot miss this test)."""
+    import argparse
+
+    from tsegossip.cli import build_parser
+
+    parser = parser or build_parser()
+    yield list(prefix)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*prefix, name))
+
+
+def test_the_help_walk_sees_the_new_commands():
+    paths = {" ".join(c) for c in _commands()}
+    assert {"init", "provider install", "tse-parameters", "lab tse save", "lab fleet up", "repair"} <= paths
+
+
+@pytest.mark.parametrize("cmd", list(_commands()), ids=lambda c: " ".join(c) or "tsegossip")
 def test_every_command_has_help(cmd):
     r = run(*cmd, "--help")
     assert r.returncode == 0

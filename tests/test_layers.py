@@ -23,6 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "spec": {"vocabulary"},
     "planner": {"vocabulary", "spec"},
     "constructs": {"vocabulary", "spec", "planner"},
+    "app": {"vocabulary", "spec", "planner", "constructs"},
     "backends": {"vocabulary"},
     "observe": {"vocabulary"},
     "verdict": {"vocabulary", "observe"},
@@ -42,6 +43,8 @@ def layer_of(module: str) -> str:
         if head == "lab" and len(parts) > 2 and parts[2] == "cli":
             return "cli"  # the lab's commands are part of the CLI
         return head
+    if head == "app":
+        return "app"  # the cdktf app's wiring (main.py's, and inside a user's own App)
     if head == "repairplan":
         return "planner"  # the repair of stragglers as a plan: beside the planner, pure
     if head == "accounting":

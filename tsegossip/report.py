@@ -47,8 +47,17 @@ def step_dict(step: Step) -> dict[str, Any]:
     }
 
 
+# `plan --format json` is an interface (pipelines, policy checks): schemas/plan.schema.json describes it,
+# and PLAN_FORMAT_VERSION goes up on any change a consumer could trip on (a field removed, renamed or
+# retyped); adding a field does not bump it.
+PLAN_FORMAT = "tsegossip-plan"
+PLAN_FORMAT_VERSION = 1
+
+
 def as_json(plan: Plan, key: GossipKey) -> str:
     doc = {
+        "format": PLAN_FORMAT,
+        "version": PLAN_FORMAT_VERSION,
         "name": plan.rollout.name,
         "strategy": plan.rollout.strategy.value,
         "target": plan.rollout.target.value,

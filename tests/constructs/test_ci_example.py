@@ -21,3 +21,13 @@ def test_plan_review_workflow():
     assert any(s.get("uses", "").startswith("actions/github-script@") and "createComment" in s["with"]["script"]
                for s in steps)
     assert doc["jobs"]["plan"]["env"]["TSEGOSSIP_KEY"] == "${{ secrets.TSEGOSSIP_KEY }}"
+
+
+def test_plan_review_workflow_runs_the_policy_on_the_versioned_plan_json_before_publishing():
+    doc = yaml.safe_load((ROOT / "examples" / "ci" / "plan-review.yml").read_text())
+    names = [s.get("name", "") for s in doc["jobs"]["plan"]["steps"]]
+    policy = next(s for s in doc["jobs"]["plan"]["steps"] if s.get("name", "").startswith("Policy"))
+    assert "--format json --output plan.json" in policy["run"] and "examples/policy/check-plan plan.json" in policy["run"]
+    assert names.index(policy["name"]) < names.index("Refuse to publish anything holding the key") < \
+        names.index("Post or update the PR comment")
+    assert (ROOT / "examples" / "policy" / "check-plan").exists()

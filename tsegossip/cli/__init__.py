@@ -19,7 +19,7 @@ import sys
 from .. import __version__
 from ..errors import UserError, render_lines
 from ..lab import cli as lab_cli
-from . import check, deploy, spec_commands
+from . import check, deploy, init_command, provider_commands, spec_commands
 
 EXIT_INVALID = 1
 EXIT_USAGE = 2  # argparse's own exit code for a bad command line
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"tsegossip {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (spec_commands, check, deploy, lab_cli):
+    for module in (spec_commands, check, deploy, init_command, provider_commands, lab_cli):
         module.register(sub)
     return p
 

@@ -1,0 +1,79 @@
+"""The cdktf app: one Terraform stack per planned step of a rollout spec, in a new App or one of yours.
+
+`main()` is what main.py (this checkout's, or one `tsegossip init` wrote) runs under `cdktf synth`:
+the spec from $TSEGOSSIP_SPEC, the key from the variable the spec names (only its fingerprint
+reaches the synthesized configuration), a repair stack when `tsegossip repair` asks for one.
+`add_rollout(app, spec_path)` adds the same stacks to an App that already holds other stacks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Mapping
+
+from . import planner, repairplan, spec
+from .errors import SpecError, UserError, one_line
+from .keys import GossipKey, redact_text, remember_environ
+
+
+class RepairRequestError(UserError):
+    """$TSEGOSSIP_REPAIR could not be read or does not fit the plan (its message names it)."""
+
+
+def add_rollout(app: Any, spec_path: str, environ: Mapping[str, str] | None = None) -> list[Any]:
+    """The rollout's stacks, added to `app` (a cdktf App); raises SpecError / UserError on bad input."""
+    from .constructs import PhaseStack, PhaseStackProps, RepairStack, RepairStackProps
+
+    env = os.environ if environ is None else environ
+    rollout = spec.load(spec_path)
+    key = GossipKey.from_env(rollout.key_env, dict(env))
+    plan = planner.plan(rollout)
+    repair = None
+    request = env.get("TSEGOSSIP_REPAIR")  # written by `tsegossip repair`: the stragglers seen live
+    if request:
+        try:
+            with open(request, encoding="utf-8") as fh:
+                doc = json.load(fh)
+        except (OSError, ValueError) as err:
+            raise RepairRequestError(f"TSEGOSSIP_REPAIR: cannot read {request}: {one_line(str(err))}") from None
+        try:
+            repair = repairplan.from_request(plan, doc, f"TSEGOSSIP_REPAIR ({request})")
+        except UserError as err:
+            raise RepairRequestError(str(err)) from None
+    stacks: list[Any] = []
+    previous = None
+    state_dir = env.get("TSEGOSSIP_STATE_DIR") or None  # default: terraform.<stack>.tfstate here
+    for step in plan.steps:
+        previous = PhaseStack(app, step.stack, PhaseStackProps.for_step(plan, step, key, previous, state_dir))
+        stacks.append(previous)
+    if repair is not None:  # a stack of its own, beside the steps: their stacks and states stay as they are
+        stacks.append(RepairStack(app, repair.stack, RepairStackProps.of(rollout, repair, key, state_dir)))
+    return stacks
+
+
+def main(default_spec: str = "spec.yaml") -> int:
+    path = os.environ.get("TSEGOSSIP_SPEC", default_spec)
+    from .constructs._cdk import App
+
+    app = App()
+    try:
+        add_rollout(app, path)
+    except SpecError as err:
+        where = "" if err.source else "TSEGOSSIP_SPEC: "  # the file could not be read at all
+        _print_error([f"error: {where}{line}" for line in err.render().splitlines()])
+        return 1
+    except RepairRequestError as err:
+        _print_error([f"error: {line}" for line in err.lines()])
+        return 1
+    except UserError as err:  # PlanError, InvalidKey, ...
+        _print_error([f"error: {one_line(path)}: {line}" for line in err.lines()])
+        return 1
+    app.synth()
+    return 0
+
+
+def _print_error(lines: list[str]) -> None:
+    remember_environ()  # the one redaction rule: no key in any encoding on any line we print
+    print("\n".join(redact_text(line) for line in lines), file=sys.stderr)
