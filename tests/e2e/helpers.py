@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import json
+import re
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
 from tsegossip import lab
+from tests.fleet.helpers import MARGIN
+from tests.fleet.helpers import Out as _BatchOut
 from tests.support import console_script
 
 KEY_ENV = "TSEGOSSIP_KEY"
@@ -127,9 +129,28 @@ def observed_phases(cluster: lab.LabCluster) -> dict[str, str]:
     return out
 
 
-class Out(io.StringIO):
-    """Captures deploy output; shown by pytest when the test fails."""
+_CONSOLE = re.compile(r"^console: \S+: restarting (\S+) \(")
+
+
+class Out(_BatchOut):
+    """Deploy output (printed, so pytest shows it when a test fails) that knows the batch in flight:
+    the provider's batches from its progress lines, and the server a TSE console is restarting (from
+    its `restarting server-N` line to its next line)."""
 
     def write(self, s: str) -> int:
-        print(s, end="")
+        now = time.monotonic()
+        for line in s.splitlines():
+            if line.startswith("console: "):
+                for key in [k for k in self.open if k[0] == "console"]:
+                    start, nodes = self.open.pop(key)
+                    self.windows.append((start - MARGIN, now + MARGIN, nodes))
+                m = _CONSOLE.match(line)
+                if m:
+                    self.open[("console", m.group(1), "")] = (now, frozenset([m.group(1)]))
         return super().write(s)
+
+
+def failed_outside_batches(probe: "Probe", out: Out) -> list[tuple[float, str, str]]:
+    """The rollout's criterion: `failed` samples of members that were not in the batch in flight
+    (the node being restarted may show failed for a moment: serf's leave race)."""
+    return [(t, o, m) for t, o, m in probe.failed if not out.in_flight(probe.t0 + t, m)]

@@ -9,24 +9,23 @@ import pytest
 
 from tsegossip import check, deploy, lab, planner, spec
 from tsegossip.planner import StepKind
-from tests.e2e.helpers import (Out, Probe, agent_self, lab_up, make_spec, observed_phases,
-                               save_spec, tsegossip_cmd)
+from tests.e2e.helpers import (Out, Probe, agent_self, failed_outside_batches, lab_up, make_spec,
+                               observed_phases, save_spec, tsegossip_cmd)
 
 pytestmark = pytest.mark.usefixtures("cdktf_ready")
 
 # A split shows as `failed` for as long as the step runs. A restarting agent whose graceful
-# leave has not reached some peer yet can be marked failed by that one peer for < 1 s until the
+# leave has not reached some peer yet can be marked failed by that one peer for a moment until the
 # leave or its rejoin arrives (seen: server-3 saw server-1 failed 0.8 s while server-1 restarted;
-# api-1 saw web-1 while both groups restarted in parallel) -- in about 1 run of 3 on a 2-CPU
-# machine. Those are reported as warnings, not failed on.
-SUSTAINED = 2.0
+# server-3 saw web-1 2.9 s while web-1 restarted, in CI). The criterion (the team's decision): no
+# failed sample on a node outside the batch in flight; those inside are reported as warnings.
 
 
-def assert_no_split(probe) -> None:
-    long = [e for e in probe.episodes if e[3] > SUSTAINED]
-    assert not long, f"members seen failed for > {SUSTAINED}s (observer, member, t, seconds): {long}"
+def assert_no_split(probe, out) -> None:
+    outside = failed_outside_batches(probe, out)
+    assert not outside, f"members seen failed outside the batch in flight (t, observer, member): {outside[:20]}"
     if probe.episodes:
-        warnings.warn(f"transient `failed` during restarts (observer, member, t, seconds): {probe.episodes}")
+        warnings.warn(f"transient `failed` of a node in flight (observer, member, t, seconds): {probe.episodes}")
 
 
 @pytest.mark.timeout(240)
@@ -43,7 +42,7 @@ def test_smooth_plaintext_to_enforced_never_fails_a_member(tmp_path, lab_binary,
         assert all(r.verdict_ok for r in results)
         # the probe really looked: 5 nodes, ~0.2 s apart, for tens of seconds
         assert probe.rounds > 50 and probe.samples > 200, (probe.rounds, probe.samples)
-        assert_no_split(probe)
+        assert_no_split(probe, out)
         assert "alive" in probe.statuses
         assert set(observed_phases(c).values()) == {"enforced"}
         verdict = check.run_check(plan.rollout, key, plan.final)
@@ -63,11 +62,12 @@ def test_smooth_rollout_with_acls_and_https(tmp_path, lab_binary, key, rollout_n
         assert doc["consul"] == {"token_env": "LAB_TOKEN", "cacert_env": "LAB_CA"}
         assert doc["servers"]["http_addr"].startswith("https://")
         plan = planner.plan(spec.load(spec_path))
+        out = Out()
         with Probe(c, interval=0.3) as probe:
-            results = deploy.deploy_steps(plan, spec_path, key, tmp_path / "deploy", out=Out())
+            results = deploy.deploy_steps(plan, spec_path, key, tmp_path / "deploy", out=out)
         assert all(r.verdict_ok for r in results) and len(results) == 3
         assert probe.rounds > 30, probe.rounds
-        assert_no_split(probe)
+        assert_no_split(probe, out)
         verdict = check.run_check(plan.rollout, key, plan.final)
         assert verdict.ok, check.as_table(verdict)
         assert f"{key.fingerprint}* on 5/5" in verdict.keyring
@@ -124,10 +124,11 @@ def test_rollback_enforced_to_plaintext_one_phase_per_step(tmp_path, lab_binary,
         plan = planner.plan(spec.load(spec_path))
         assert [s.kind for s in plan.steps] == [StepKind.ROLLBACK] * 3
         assert [s.after.servers.value for s in plan.steps] == ["send-encrypted", "accept-encrypted", "plaintext"]
+        out = Out()
         with Probe(c, interval=0.2) as probe:
-            deploy.deploy_steps(plan, spec_path, key, tmp_path / "deploy", out=Out())
+            deploy.deploy_steps(plan, spec_path, key, tmp_path / "deploy", out=out)
         assert probe.rounds > 50 and probe.samples > 200, (probe.rounds, probe.samples)
-        assert_no_split(probe)
+        assert_no_split(probe, out)
         for n in c.nodes:
             me = agent_self(n)
             assert me["Stats"]["serf_lan"]["encrypted"] == "false", (n.name, me["Stats"]["serf_lan"])

@@ -18,35 +18,8 @@ from tsegossip.lab import tse_lab
 from tsegossip.lab.tse_standin import TEST_SECRET_ID, TEST_SECRET_KEY, TSEStandIn, read_instance
 from tsegossip.phases import Phase
 from tsegossip.planner import StepKind
-import re
-import time
-
-from tests.e2e.helpers import KEY_ENV, Out, Probe, observed_phases, pids, save_spec, tsegossip_cmd
-from tests.fleet.helpers import MARGIN
-from tests.fleet.helpers import Out as BatchOut
-
-_CONSOLE = re.compile(r"^console: \S+: restarting (\S+) \(")
-
-
-class RolloutOut(BatchOut):
-    """Deploy output that knows the batch in flight: the provider's client batches, and the server
-    the console is restarting (from its `restarting server-N` line to its next line)."""
-
-    def write(self, s: str) -> int:
-        now = time.monotonic()
-        for line in s.splitlines():
-            if line.startswith("console: "):
-                for key in [k for k in self.open if k[0] == "console"]:
-                    start, nodes = self.open.pop(key)
-                    self.windows.append((start - MARGIN, now + MARGIN, nodes))
-                m = _CONSOLE.match(line)
-                if m:
-                    self.open[("console", m.group(1), "")] = (now, frozenset([m.group(1)]))
-        return super().write(s)
-
-
-def failed_outside_batches(probe: Probe, out: RolloutOut) -> list:
-    return [(t, o, m) for t, o, m in probe.failed if not out.in_flight(probe.t0 + t, m)]
+from tests.e2e.helpers import (KEY_ENV, Out, Probe, failed_outside_batches, observed_phases, pids, save_spec,
+                               tsegossip_cmd)
 
 pytestmark = pytest.mark.usefixtures("cdktf_ready")
 
@@ -84,7 +57,7 @@ def test_scenario_2_smooth_on_tse_servers_with_two_groups_already_in_plaintext(t
             tse_spec(c, spec_path, rollout_name, "plaintext")
             plan = planner.plan(spec.load(spec_path))
             assert [s.after.servers.value for s in plan.steps] == ["accept-encrypted", "send-encrypted", "enforced"]
-            out = RolloutOut()
+            out = Out()
             operator = tse_lab.Operator(standin.workdir, key, [Phase.ACCEPT_ENCRYPTED, Phase.SEND_ENCRYPTED,
                                                                Phase.ENFORCED], watch=out.getvalue,
                                         update_seconds=1.0, server_seconds=0.3, progress=lambda line: out.write(line + "\n"))
