@@ -10,6 +10,7 @@ import sys
 from ..keys import GossipKey
 from .. import lab
 from . import fleetcli, tsecli
+from .configs import new_key_file
 
 DEFAULT_DIR = os.environ.get("TSEGOSSIP_LAB_DIR", ".tsegossip-lab")
 
@@ -146,13 +147,8 @@ def cmd_up(args) -> int:
     if args.servers_phase != "plaintext" or args.clients_phase != "plaintext":
         key = os.environ.get(args.key_env)
         if not key:
-            # The key goes to a 0600 file, never to the terminal or a log.
-            key = lab.generate_key()
-            os.makedirs(args.dir, exist_ok=True)
             key_file = os.path.abspath(os.path.join(args.dir, "gossip.key"))
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(key + "\n")
+            key = new_key_file(key_file)
             print(f"lab: ${args.key_env} is not set; generated a key (sha256:{GossipKey(key).fingerprint}) "
                   f"into {key_file}. Use it for the rollout:\nexport {args.key_env}=$(cat {key_file})",
                   file=sys.stderr)

@@ -25,6 +25,16 @@ def generate_key() -> str:
     return GossipKey.generate().reveal()
 
 
+def new_key_file(path: str) -> str:
+    """A new key (like `consul keygen`) written to `path` (0600, never to a terminal or a log); returns it."""
+    key = generate_key()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    return key
+
+
 def phase_fragment(phase: str, key: str | None) -> dict:
     """The 50-gossip.json content for one of the four phases: exactly what the provider writes."""
     try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Mapping
 
-from ..agentconfig import phase_of_fragment
+from ..agentconfig import fragment, phase_of_fragment
 from ..keys import GossipKey, InvalidKey
 from ..phases import Phase
 from . import cluster as lab_cluster
@@ -54,11 +54,12 @@ def check_parameters(params: Mapping) -> Phase:
     return phase
 
 
-def server_fragment(params: Mapping) -> dict:
-    """What each server's config gets: the parameters as Consul reads them (no key: no encrypt at all)."""
+def server_fragment(params: Mapping, phase: Phase) -> dict:
+    """What each server's config gets: the provider's own fragment for that phase and key (no key: no
+    `encrypt` at all, as a TSE instance with encryption off)."""
     if not params.get("encrypt"):
         return {}
-    return {k: params.get(k, False) if k != "encrypt" else params[k] for k in PARAMETERS}
+    return fragment(phase, GossipKey(params["encrypt"]), reveal=True)
 
 
 def save(workdir: str, params: Mapping, update_seconds: float = 1.0, server_seconds: float = 0.5,
@@ -83,10 +84,10 @@ def save(workdir: str, params: Mapping, update_seconds: float = 1.0, server_seco
     # A jump over a phase (scenario 1: accept-encrypted straight to enforced) splits the first server
     # restarted from the others until they follow, by design: it cannot wait to rejoin on its own.
     jump = abs(phase.rank - before.rank) > 1
-    fragment = server_fragment(params)
+    server_config = server_fragment(params, phase)
     for i, server in enumerate(cluster.servers, 1):
         progress(f"console: {doc['instance_id']}: restarting {server.name} ({i}/{len(cluster.servers)})")
-        write_fragment(cluster, server.name, fragment)
+        write_fragment(cluster, server.name, server_config)
         lab_cluster.restart(cluster, server.name, wait_join=not jump)
         if fail == "restart":
             update_instance(workdir, status="restart_fail")

@@ -76,6 +76,7 @@ def _tse_dir(lab_dir: str) -> str:
 def cmd_up(args) -> int:
     from ..phases import Phase
     from . import tse_lab
+    from .configs import new_key_file
     from .model import LabError
 
     if args.servers_phase not in ("plaintext", "accept-encrypted"):
@@ -85,12 +86,8 @@ def cmd_up(args) -> int:
     if Phase(args.servers_phase).has_key:
         key = os.environ.get(args.instance_key_env)
         if not key:
-            key = GossipKey.generate().reveal()
-            os.makedirs(_tse_dir(args.dir), exist_ok=True)
             path = os.path.join(_tse_dir(args.dir), "instance.key")
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(key + "\n")
+            key = new_key_file(path)
             print(f"lab tse: ${args.instance_key_env} unset; the instance's own key (sha256:"
                   f"{GossipKey(key).fingerprint}) is in {path}; adopt it with export {args.key_env}=$(cat {path})",
                   file=sys.stderr)
