@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import EXAMPLES, TEST_KEY, console_script, TEST_KEY_REDACTED
+from tests.support import EXAMPLES, OTHER_KEY, TEST_KEY, console_script, TEST_KEY_REDACTED
 
 
 def run(*args, key=TEST_KEY, env_extra=None):
@@ -55,11 +55,54 @@ def test_render_redacted_and_revealed():
     assert json.loads(r.stdout)["encrypt"] == TEST_KEY
 
 
-def test_fails_key_env_unset():
-    r = run("plan", str(EXAMPLES / "tse-smooth.yaml"), key=None)
+@pytest.mark.parametrize("command", [("render", "--stack", "shop-1-accept-encrypted", "--group", "web"),
+                                     ("deploy", "--workdir", "/nonexistent/never-made")])
+def test_fails_key_env_unset(command):
+    r = run(command[0], str(EXAMPLES / "tse-smooth.yaml"), *command[1:], key=None)
     assert r.returncode == 1
     assert "environment variable TSEGOSSIP_KEY (named by key_env) is not set" in r.stderr
-    assert "Traceback" not in r.stderr
+    assert "Traceback" not in r.stderr and "cdktf deploy" not in r.stdout
+
+
+def test_plan_without_the_key_reviews_the_same_with_fingerprint_unknown():
+    with_key = run("plan", str(EXAMPLES / "tse-smooth.yaml"), "--format", "markdown")
+    without = run("plan", str(EXAMPLES / "tse-smooth.yaml"), "--format", "markdown", key=None)
+    assert with_key.returncode == 0 and without.returncode == 0, without.stderr
+    a, b = with_key.stdout.splitlines(), without.stdout.splitlines()
+    differ = [(x, y) for x, y in zip(a, b) if x != y]
+    assert len(a) == len(b)
+    key_line = [(x, y) for x, y in differ if x.startswith("Gossip key:")]
+    assert len(key_line) == 1 and "fingerprint **unknown**" in key_line[0][1]
+    # the rest that differs is the redacted key in the TSE console parameters, nothing else
+    assert all('"encrypt": "' in x and '"encrypt": "(not in $TSEGOSSIP_KEY)"' in y for x, y in differ if (x, y) not in key_line)
+    doc = json.loads(run("plan", str(EXAMPLES / "tse-smooth.yaml"), "--format", "json", key=None).stdout)
+    assert doc["key"] == {"redacted": "(not in $TSEGOSSIP_KEY)", "fingerprint": "unknown", "env": "TSEGOSSIP_KEY",
+                          "source": "none"}
+
+
+def test_plan_without_the_key_shows_the_pinned_fingerprint(tmp_path):
+    from tsegossip.keys import fingerprint_of
+
+    pinned = tmp_path / "pinned.yaml"
+    pinned.write_text((EXAMPLES / "tse-smooth.yaml").read_text() + f"\nkey_fingerprint: {fingerprint_of(TEST_KEY)}\n")
+    r = run("plan", str(pinned), "--format", "json", key=None)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["key"]["fingerprint"] == fingerprint_of(TEST_KEY)
+    assert json.loads(r.stdout)["key"]["source"] == "pinned"
+    ok = run("validate", str(pinned))
+    assert ok.returncode == 0 and "(as pinned)" in ok.stdout, ok.stderr
+    other = run("validate", str(pinned), key=OTHER_KEY)
+    assert other.returncode == 1 and f"the spec pins key_fingerprint {fingerprint_of(TEST_KEY)}" in other.stderr
+    assert OTHER_KEY not in other.stdout + other.stderr
+
+
+def test_keygen_prints_the_fingerprint_to_pin_on_stderr():
+    r = run("keygen")
+    from tsegossip.keys import fingerprint_of
+
+    assert r.returncode == 0 and len(r.stdout.split()) == 1
+    assert f"key_fingerprint: {fingerprint_of(r.stdout.strip())}" in r.stderr
+    assert r.stdout.strip() not in r.stderr
 
 
 def test_fails_key_wrong_length():

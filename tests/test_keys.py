@@ -118,3 +118,39 @@ def test_printed_error_lines_redact_every_line():
     lines = render_lines(UserError(f"--group: 'x{key.reveal()}' is not a group\nsecond {key.reveal()[2:30]}"), "s.yaml")
     assert len(lines) == 2
     assert all(key.reveal()[i:i + 16] not in line for line in lines for i in range(29))
+
+
+# ---- key_for_plan: what a plan binds to ---------------------------------------------------------------
+
+from tsegossip.keys import UNKNOWN_FINGERPRINT, key_for_plan  # noqa: E402
+from tests.support import OTHER_KEY  # noqa: E402
+
+
+def test_plan_key_from_the_environment():
+    key, shown = key_for_plan("K", None, {"K": TEST_KEY})
+    assert key.fingerprint == fingerprint_of(TEST_KEY) and shown.present
+    assert shown.fingerprint == key.fingerprint and shown.redacted == TEST_KEY_REDACTED
+
+
+def test_plan_key_absent_is_unknown_or_pinned_unless_required():
+    key, shown = key_for_plan("K", None, {})
+    assert key is None and shown.fingerprint == UNKNOWN_FINGERPRINT and shown.source == "none"
+    assert "fingerprint unknown" in shown.describe()
+    key, shown = key_for_plan("K", "0123456789ab", {"K": "  "})
+    assert key is None and shown.fingerprint == "0123456789ab" and shown.source == "pinned"
+    with pytest.raises(InvalidKey, match="environment variable K \\(named by key_env\\) is not set"):
+        key_for_plan("K", "0123456789ab", {}, required=True)
+
+
+def test_fails_plan_key_other_than_pinned_names_both_fingerprints_never_the_key():
+    with pytest.raises(InvalidKey) as err:
+        key_for_plan("K", fingerprint_of(TEST_KEY), {"K": OTHER_KEY})
+    text = str(err.value)
+    assert f"holds the key with fingerprint {fingerprint_of(OTHER_KEY)}" in text
+    assert f"the spec pins key_fingerprint {fingerprint_of(TEST_KEY)}" in text
+    assert OTHER_KEY not in text and TEST_KEY not in text
+
+
+def test_fails_plan_key_set_but_invalid_even_when_not_required():
+    with pytest.raises(InvalidKey, match="not valid base64"):
+        key_for_plan("K", None, {"K": "not a key!"})

@@ -15,7 +15,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "tsegossip"
 
 VOCABULARY = {"tsegossip", "errors", "phases", "keys", "schemas", "waiting", "atomicfile", "agentshape",
-              "agentconfig", "resource_schema", "expectations", "delivery"}
+              "agentconfig", "resource_schema", "expectations", "delivery", "statelocation"}
 
 # layer → the layers its modules may import (besides their own)
 ALLOWED: dict[str, set[str]] = {

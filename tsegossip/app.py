@@ -2,7 +2,7 @@
 
 `main()` is what main.py (this checkout's, or one `tsegossip init` wrote) runs under `cdktf synth`:
 the spec from $TSEGOSSIP_SPEC, the key from the variable the spec names (only its fingerprint
-reaches the synthesized configuration), a repair stack when `tsegossip repair` asks for one.
+reaches the synthesized configuration; with no key there, the spec's pinned key_fingerprint or "unknown"), a repair stack when `tsegossip repair` asks for one.
 `add_rollout(app, spec_path)` adds the same stacks to an App that already holds other stacks.
 """
 
@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any, Mapping
 
-from . import planner, repairplan, spec
+from . import planner, repairplan, spec, statelocation
 from .errors import SpecError, UserError, one_line
-from .keys import GossipKey, redact_text, remember_environ
+from .keys import key_for_plan, redact_text, remember_environ
 
 
 class RepairRequestError(UserError):
@@ -28,7 +29,9 @@ def add_rollout(app: Any, spec_path: str, environ: Mapping[str, str] | None = No
 
     env = os.environ if environ is None else environ
     rollout = spec.load(spec_path)
-    key = GossipKey.from_env(rollout.key_env, dict(env))
+    # No key in the environment is fine here (a pull request's plan needs no secret): the stacks then carry
+    # the spec's pinned fingerprint, or "unknown", and the provider refuses to apply them without the key.
+    _, key = key_for_plan(rollout.key_env, rollout.key_fingerprint, dict(env))
     plan = planner.plan(rollout)
     repair = None
     request = env.get("TSEGOSSIP_REPAIR")  # written by `tsegossip repair`: the stragglers seen live
@@ -59,7 +62,7 @@ def main(default_spec: str = "spec.yaml") -> int:
 
     app = App()
     try:
-        add_rollout(app, path)
+        stacks = add_rollout(app, path)
     except SpecError as err:
         where = "" if err.source else "TSEGOSSIP_SPEC: "  # the file could not be read at all
         _print_error([f"error: {where}{line}" for line in err.render().splitlines()])
@@ -71,6 +74,12 @@ def main(default_spec: str = "spec.yaml") -> int:
         _print_error([f"error: {one_line(path)}: {line}" for line in err.lines()])
         return 1
     app.synth()
+    try:  # a changed state directory meeting an earlier run's cdktf.out (see statelocation)
+        for m in statelocation.reconcile(Path(app.outdir), [st.node.id for st in stacks]):
+            print(f"note: stack {m.stack}: state now at {m.new} (was {m.old}, which holds nothing)")
+    except statelocation.StateMoved as err:
+        _print_error([f"error: TSEGOSSIP_STATE_DIR: {err}"])
+        return 1
     return 0
 
 

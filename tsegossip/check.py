@@ -8,7 +8,7 @@ from dataclasses import asdict
 from tabulate import tabulate
 
 from . import accounting, observe
-from .keys import GossipKey
+from .keys import UNKNOWN_FINGERPRINT, GossipKey, KeyShown
 from .planner import SERVERS, State, initial_state
 from .expectations import listed_nodes, must_be_member
 from .spec import Rollout, ServerType
@@ -28,7 +28,7 @@ def expectations(rollout: Rollout, state: State) -> tuple[dict[str, str], dict[s
             {n: e.http_addr for n, e in nodes.items()})
 
 
-def run_check(rollout: Rollout, key: GossipKey | None, state: State | None = None,
+def run_check(rollout: Rollout, key: GossipKey | KeyShown | None, state: State | None = None,
               timeout: float = observe.DEFAULT_TIMEOUT) -> ClusterVerdict:
     state = state or initial_state(rollout)
     expected, roles, addrs = expectations(rollout, state)
@@ -43,7 +43,8 @@ def run_check(rollout: Rollout, key: GossipKey | None, state: State | None = Non
     watched = {n: a for n, a in addrs.items() if must_be_member(expected[n])}
     watched.update({u.name: u.http_addr for u in rollout.unmanaged if u.http_addr})
     view = observe.observe(rollout.servers.http_addr, watched, access, timeout)
-    verdict = judge(view, expected, roles, key.fingerprint if key else None, rollout.key_env)
+    fingerprint = key.fingerprint if key and key.fingerprint != UNKNOWN_FINGERPRINT else None
+    verdict = judge(view, expected, roles, fingerprint, rollout.key_env)
     return with_unaccounted(with_straggler_fix(verdict, view, expected), view, expected, rollout)
 
 

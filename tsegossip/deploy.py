@@ -9,6 +9,7 @@ progress log and echoed as they come.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -23,7 +24,17 @@ from .keys import GossipKey
 from .planner import Plan, State, Step
 from .waiting import wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+
+def _app_root() -> Path:
+    """The cdktf app `cdktf deploy` runs in: this checkout (its cdktf.json and main.py) when the package
+    runs from one; installed, the working directory (the user's own app, `tsegossip init`'s)."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "cdktf.json").is_file() and (checkout / "main.py").is_file():
+        return checkout
+    return Path.cwd()
+
+
+ROOT = _app_root()
 
 
 class DeployError(UserError, RuntimeError):
@@ -38,10 +49,16 @@ class StepResult:
 
 
 def cdktf_binary(root: Path = ROOT) -> str:
+    """The app's own cdktf-cli (root/node_modules/.bin/cdktf: the checkout's, or the user's npm install),
+    else `cdktf` on PATH."""
     local = root / "node_modules" / ".bin" / "cdktf"
-    if not local.exists():
-        raise DeployError(f"cdktf-cli is not installed at {local}: run ./bootstrap")
-    return str(local)
+    if local.exists():
+        return str(local)
+    on_path = shutil.which("cdktf")
+    if on_path:
+        return on_path
+    raise DeployError(f"cdktf-cli is not installed: not at {local} and no `cdktf` on PATH; in a checkout run "
+                      "./bootstrap, in your own app `npm install cdktf-cli@0.21.0` there")
 
 
 def deploy_env(spec_path: str | Path, progress_log: Path, base: dict[str, str] | None = None) -> dict[str, str]:

@@ -117,6 +117,51 @@ class GossipKey:
         raise TypeError("GossipKey cannot be pickled")
 
 
+UNKNOWN_FINGERPRINT = "unknown"
+"""key_fingerprint of a plan synthesized with no key in the environment and none pinned in the spec:
+reviewable, never deployable (the provider refuses it)."""
+
+
+@dataclass(frozen=True)
+class KeyShown:
+    """What a plan shows of its key: the redaction, the fingerprint, where it came from. A pull request's
+    plan needs no secret: with no key in the environment it shows the spec's pinned fingerprint, or unknown."""
+    env: str
+    fingerprint: str
+    redacted: str
+    source: str   # "environment" | "pinned" (spec's key_fingerprint, key not in the environment) | "none"
+
+    @property
+    def present(self) -> bool:
+        return self.source == "environment"
+
+    def describe(self) -> str:
+        if self.source == "environment":
+            return f"{self.redacted} (sha256:{self.fingerprint}) from ${self.env}"
+        if self.source == "pinned":
+            return f"not in ${self.env} here; pinned in the spec as sha256:{self.fingerprint} (deploy needs it)"
+        return f"not in ${self.env} here; fingerprint unknown (deploy needs it; pin it with key_fingerprint)"
+
+
+def key_for_plan(env: str, pinned: str | None, environ: dict[str, str] | None = None,
+                 required: bool = False) -> tuple[GossipKey | None, KeyShown]:
+    """The key in $env (None when unset and not required) and what a plan shows of it.
+
+    A key that is set must be valid and, when the spec pins a fingerprint, be that key: otherwise
+    InvalidKey, naming the variable and both fingerprints, never the key."""
+    values = os.environ if environ is None else environ
+    if not (values.get(env) or "").strip() and not required:
+        fp = pinned or UNKNOWN_FINGERPRINT
+        return None, KeyShown(env, fp, f"(not in ${env})", "pinned" if pinned else "none")
+    key = GossipKey.from_env(env, dict(values))
+    if pinned and key.fingerprint != pinned:
+        raise InvalidKey(
+            f"environment variable {env} (named by key_env) holds the key with fingerprint {key.fingerprint}, "
+            f"but the spec pins key_fingerprint {pinned}; export the pinned key, or change key_fingerprint "
+            "in the spec (a change the pull request shows)")
+    return key, KeyShown(env, key.fingerprint, key.redacted, "environment")
+
+
 _B64 = re.compile(r"^[A-Za-z0-9+/]{22,}={0,2}$")
 
 

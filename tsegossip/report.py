@@ -9,7 +9,7 @@ from tabulate import DataRow, TableFormat, tabulate
 
 from .agentconfig import fragment, tse_parameters
 from .expectations import label
-from .keys import GossipKey
+from .keys import GossipKey, KeyShown
 from .phases import Phase
 from .planner import SERVERS, Plan, Step
 from .spec import ServerType
@@ -54,14 +54,15 @@ PLAN_FORMAT = "tsegossip-plan"
 PLAN_FORMAT_VERSION = 1
 
 
-def as_json(plan: Plan, key: GossipKey) -> str:
+def as_json(plan: Plan, key: GossipKey | KeyShown) -> str:
     doc = {
         "format": PLAN_FORMAT,
         "version": PLAN_FORMAT_VERSION,
         "name": plan.rollout.name,
         "strategy": plan.rollout.strategy.value,
         "target": plan.rollout.target.value,
-        "key": {"redacted": key.redacted, "fingerprint": key.fingerprint, "env": plan.rollout.key_env},
+        "key": {"redacted": key.redacted, "fingerprint": key.fingerprint, "env": plan.rollout.key_env,
+                "source": getattr(key, "source", "environment")},
         "today": plan.initial.as_dict(),
         "steps": [step_dict(s) for s in plan.steps],
         "warnings": list(plan.warnings),
@@ -90,11 +91,11 @@ def _role_label(plan: Plan, role: str) -> str:
     return f"client group {role} ({len(g.nodes)} nodes, batch {g.batch_size}, delivery {g.delivery.where()})"
 
 
-def as_text(plan: Plan, key: GossipKey) -> str:
+def as_text(plan: Plan, key: GossipKey | KeyShown) -> str:
     r = plan.rollout
     lines = [
         f"rollout {r.name}: strategy {r.strategy}, target {r.target}",
-        f"key: {key.redacted} (sha256:{key.fingerprint}) from ${r.key_env}",
+        f"key: {_shown(key, r.key_env).describe()}",
         f"today: servers {plan.initial.servers}; "
         + ", ".join(f"{n} {p if p else 'not joined'}" for n, p in plan.initial.clients),
     ]
@@ -133,7 +134,49 @@ def _markdown_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> li
     return tabulate(rows, headers=headers, tablefmt=_MARKDOWN, stralign=None, disable_numparse=True).splitlines()
 
 
-def as_markdown(plan: Plan, key: GossipKey) -> str:
+# Mermaid's entity codes (`#34;`), in one pass: a label is always quoted, so only these characters could
+# end it, open a markdown string (backtick) or become markup; names cannot hold them today, but the
+# fence must not depend on the schema's patterns staying that strict.
+_MERMAID_ESCAPES = str.maketrans({c: f"#{ord(c)};" for c in '#"&<>`'})
+
+
+def _mermaid_diagram(plan: Plan) -> list[str]:
+    """The steps as a Mermaid flowchart (a ```mermaid block, drawn by GitHub): one box per stage with
+    every role's phase after it, the roles the step moved in bold, as in the table above; the arrow into
+    a step is labelled with its verdict, and a step that splits the cluster for a while (direct's
+    servers-only jump) gets a dotted arrow and a red dashed box. Node ids are s0 (today), s1, ...: no
+    name ever becomes Mermaid syntax."""
+    def text(s: object) -> str:
+        return str(s).translate(_MERMAID_ESCAPES)
+
+    def box(title: str, state, moved: tuple[str, ...]) -> str:
+        lines = [title]
+        for role in state.roles():
+            phase = state.phase_of(role)
+            shown = text(phase if phase else "not joined")
+            lines.append(f"{text(role)}: " + (f"<b>{shown}</b>" if role in moved else shown))
+        return '["' + "<br/>".join(lines) + '"]'
+
+    # Wider than mermaid's default wrap (120-200 px by version), so a stack id stays on one line. An
+    # init directive rather than front matter: a renderer that does not know it reads a comment.
+    out = ["```mermaid", '%%{init: {"flowchart": {"wrappingWidth": 400}}}%%', "flowchart LR",
+           f"    accTitle: tsegossip plan {text(plan.rollout.name)}, the phase of each group after each step",
+           f"    s0{box('today', plan.initial, ())}"]
+    split = []
+    for s in plan.steps:
+        out.append(f"    s{s.index}{box(f'{s.index}. {text(s.stack)}', s.after, s.moved_roles)}")
+        if s.proof.safe:
+            out.append(f'    s{s.index - 1} -->|"✅ safe"| s{s.index}')
+        else:
+            out.append(f'    s{s.index - 1} -.->|"⚠️ transient split"| s{s.index}')
+            split.append(f"s{s.index}")
+    if split:
+        out.append("    classDef split stroke:#d93025,stroke-width:3px,stroke-dasharray:6 4")
+        out.append(f"    class {','.join(split)} split")
+    return out + ["```"]
+
+
+def as_markdown(plan: Plan, key: GossipKey | KeyShown) -> str:
     """The pull-request comment: warnings first, then one section per stack."""
     r = plan.rollout
     out = [f"## tsegossip plan: `{r.name}` ({r.strategy} → {r.target})", ""]
@@ -143,7 +186,7 @@ def as_markdown(plan: Plan, key: GossipKey) -> str:
             out.append(">")
         out.pop()
         out.append("")
-    out.append(f"Gossip key: `{key.redacted}` (sha256 `{key.fingerprint}`), read from `${r.key_env}` at deploy time.")
+    out.append(_markdown_key(_shown(key, r.key_env)))
     out.append("")
     if r.unmanaged:
         out.append("Unmanaged members (never restarted; every step is proven against them, `observe` ones live "
@@ -164,6 +207,7 @@ def as_markdown(plan: Plan, key: GossipKey) -> str:
         cells = [f"**{c}**" if role in moved else c for role, c in zip(roles, cells)]
         verdict = "✅ safe" if s.proof.safe else "⚠️ transient split"
         out.append(f"| {s.index} | `{s.stack}` | " + " | ".join(cells) + f" | {verdict} |")
+    out += ["", *_mermaid_diagram(plan)]
     for s in plan.steps:
         out += ["", f"### {s.index}. `{s.stack}`", ""]
         rows = [(_role_label(plan, m.role), _flags(m.before), _flags(m.after)) for m in s.moves]
@@ -181,6 +225,21 @@ def as_markdown(plan: Plan, key: GossipKey) -> str:
             out += ["", "TSE console parameters (key redacted):", "", "```json", json.dumps(params, indent=2), "```"]
         out += ["", "```sh", deploy_command(s), "```"]
     return "\n".join(out) + "\n"
+
+
+def _shown(key: GossipKey | KeyShown, env: str) -> KeyShown:
+    return key if isinstance(key, KeyShown) else KeyShown(env, key.fingerprint, key.redacted, "environment")
+
+
+def _markdown_key(k: KeyShown) -> str:
+    """The same line whether or not the key was there, so a plan made without it reviews the same."""
+    if k.source == "environment":
+        return f"Gossip key: `{k.redacted}` (sha256 `{k.fingerprint}`), read from `${k.env}` at deploy time."
+    if k.source == "pinned":
+        return (f"Gossip key: sha256 `{k.fingerprint}` (pinned in the spec; not in `${k.env}` when this plan was "
+                f"made), read from `${k.env}` at deploy time.")
+    return (f"Gossip key: fingerprint **unknown** (not in `${k.env}` when this plan was made, none pinned in the "
+            f"spec's `key_fingerprint`), read from `${k.env}` at deploy time.")
 
 
 def render_fragment(plan: Plan, stack: str, group: str, key: GossipKey, reveal: bool) -> dict[str, Any]:

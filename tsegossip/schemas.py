@@ -17,7 +17,19 @@ if TYPE_CHECKING:  # imported where used: the provider process needs it only whe
 from .errors import Problem
 from .keys import redact_text, scrub
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+def _schema_dir() -> Path:
+    """The checkout's schemas/ when this package runs from one (edited there, read there), else the copy
+    the wheel carries as tsegossip/_schemas/ (setup.py copies schemas/*.json in at build time)."""
+    checkout = Path(__file__).resolve().parent.parent / "schemas"
+    if (checkout / "rollout.schema.json").is_file():
+        return checkout
+    from importlib.resources import files
+
+    return Path(str(files(__package__) / "_schemas"))
+
+
+SCHEMA_DIR = _schema_dir()
 
 
 @cache

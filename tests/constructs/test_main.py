@@ -56,9 +56,49 @@ def test_fails_invalid_spec(tmp_path):
     assert line.startswith(f"error: {path}: target: 'secure' is not allowed; allowed: ")
 
 
-def test_fails_key_not_set(tmp_path):
-    line = _one_clear_error(_main(tmp_path, TSEGOSSIP_SPEC=str(EXAMPLES[0])))
-    assert "environment variable TSEGOSSIP_KEY (named by key_env) is not set" in line
+def _fingerprints(out: Path) -> set[str]:
+    found = set()
+    for tf in (out / "cdktf.out" / "stacks").glob("*/cdk.tf.json"):
+        for kind in json.loads(tf.read_text()).get("resource", {}).values():
+            found |= {r["key_fingerprint"] for r in kind.values() if "key_fingerprint" in r}
+    return found
+
+
+def test_synth_without_the_key_is_the_same_plan_with_fingerprint_unknown(tmp_path):
+    # A pull request's plan needs no secret: the same stacks, every fingerprint "unknown" (deploy refuses them).
+    with_key, without = tmp_path / "with", tmp_path / "without"
+    with_key.mkdir(), without.mkdir()
+    assert _main(with_key, TSEGOSSIP_SPEC=str(EXAMPLES[0]), TSEGOSSIP_KEY=TEST_KEY.reveal()).returncode == 0
+    done = _main(without, TSEGOSSIP_SPEC=str(EXAMPLES[0]))
+    assert done.returncode == 0, done.stderr
+    assert _fingerprints(with_key) == {TEST_KEY.fingerprint} and _fingerprints(without) == {"unknown"}
+    a = sorted(p.name for p in (with_key / "cdktf.out" / "stacks").iterdir())
+    assert a == sorted(p.name for p in (without / "cdktf.out" / "stacks").iterdir())
+    for stack in a:
+        one = (with_key / "cdktf.out" / "stacks" / stack / "cdk.tf.json").read_text()
+        other = (without / "cdktf.out" / "stacks" / stack / "cdk.tf.json").read_text()
+        # the default local backend is in the working directory: the one other difference
+        assert one.replace(TEST_KEY.fingerprint, "unknown").replace(str(with_key), str(without)) == other
+
+
+def test_synth_without_the_key_carries_the_pinned_fingerprint(tmp_path):
+    spec = tmp_path / "pinned.yaml"
+    spec.write_text(EXAMPLES[0].read_text() + f"\nkey_fingerprint: {TEST_KEY.fingerprint}\n")
+    done = _main(tmp_path, TSEGOSSIP_SPEC=str(spec))
+    assert done.returncode == 0, done.stderr
+    assert _fingerprints(tmp_path) == {TEST_KEY.fingerprint}
+
+
+def test_fails_key_other_than_the_pinned_one(tmp_path):
+    from tsegossip.keys import GossipKey
+
+    other = GossipKey.generate()
+    spec = tmp_path / "pinned.yaml"
+    spec.write_text(EXAMPLES[0].read_text() + f"\nkey_fingerprint: {TEST_KEY.fingerprint}\n")
+    line = _one_clear_error(_main(tmp_path, TSEGOSSIP_SPEC=str(spec), TSEGOSSIP_KEY=other.reveal()))
+    assert (f"environment variable TSEGOSSIP_KEY (named by key_env) holds the key with fingerprint "
+            f"{other.fingerprint}, but the spec pins key_fingerprint {TEST_KEY.fingerprint}") in line
+    assert other.reveal() not in line and not list(tmp_path.glob("cdktf.out/stacks/*/cdk.tf.json"))
 
 
 def test_fails_invalid_key(tmp_path):

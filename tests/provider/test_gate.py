@@ -179,3 +179,21 @@ def test_a_repair_gate_refuses_when_the_straggler_moved_since_the_repair_was_pla
     [err] = errors(c)
     assert "web-2: the repair was planned with it in accept-encrypted, now it runs plaintext" in err.detail
     assert cluster.commands == []
+
+
+def test_fails_gate_with_another_key_says_so_instead_of_deploy_first(cluster):
+    # Stage 1 ran with OTHER; stage 2 re-synthesized with the key exported now (KEY): the phases are
+    # right, so "Deploy <previous> first" would send the operator the wrong way.
+    for name in ("web-1", "web-2", "web-3"):
+        cluster.nodes[name].status = "absent"
+    for name in ("server-1", "server-2"):
+        cluster.nodes[name].keys = {GossipKey(OTHER).fingerprint}
+    expected = {"server-1": "accept-encrypted", "server-2": "accept-encrypted"}
+    c = ctx(CreateContext)
+    assert PhaseGate(world=cluster.world(ENV)).create(c, gate_state(cluster, expected)) is None
+    (err,) = errors(c)
+    assert "keyring: expected " + KEY.fingerprint in err.detail
+    assert "Deploy 01-servers-accept first" not in err.detail
+    assert (f"The key in $TSEGOSSIP_KEY (sha256:{KEY.fingerprint}) is not the one the cluster holds: export the "
+            "key the earlier stages were deployed with") in err.detail
+    assert "pin it in the spec as key_fingerprint" in err.detail

@@ -103,3 +103,17 @@ def test_server_jump_with_allow_jump(cluster):
     c = ctx(CreateContext)
     state = server_state(cluster, phase="enforced", allow_jump=True)
     assert ServerParams(world=cluster.world(ENV)).create(c, state)["observed"]["server-2"] == "enforced"
+
+
+def test_fails_configuration_synthesized_without_the_key(cluster):
+    # A plan made for review with no key in the environment carries key_fingerprint "unknown": with the
+    # key exported or not, nothing is applied from it.
+    for env in (ENV, {}):
+        c = ctx(CreateContext)
+        state = client_state(cluster, ["web-1"], key_fingerprint="unknown")
+        assert ClientConfig(world=cluster.world(env)).create(c, state) is None
+        (err,) = errors(c)
+        assert err.summary == "This configuration was synthesized without the gossip key"
+        assert "$TSEGOSSIP_KEY was not set when it was synthesized" in err.detail
+        assert "nothing was changed" in err.detail and err.path == ["key_fingerprint"]
+    assert cluster.commands == [] and cluster.writes == []

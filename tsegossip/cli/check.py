@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..keys import GossipKey
+from ..errors import UserError
+from ..keys import GossipKey, InvalidKey, key_for_plan
 
 
 def register(sub) -> None:
@@ -67,7 +68,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .. import check, planner, spec  # on use: keeps `lab restart` light (see tsegossip.cli)
 
     rollout = spec.load(args.spec)
-    key = GossipKey.from_env(rollout.key_env) if os.environ.get(rollout.key_env) else None
+    try:  # the keyring is judged by fingerprint: the spec's pinned one does without the key itself
+        _, key = key_for_plan(rollout.key_env, rollout.key_fingerprint)
+    except InvalidKey as err:
+        raise UserError(f"key_env: {err}") from None
     state = None
     if args.after:
         state = planner.plan(rollout).step(args.after).after

@@ -4,13 +4,16 @@ their own) and `tsegossip demo` (the rollout on a fresh local lab)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
 from ..errors import UserError
-from ..keys import GossipKey
+from . import live
+from ..keys import GossipKey, InvalidKey, key_for_plan
 
 
 def register(sub) -> None:
@@ -25,6 +28,10 @@ def register(sub) -> None:
                    help="TSE servers: after showing what to save in the console, ask on the terminal to press "
                         "Enter once saved (q stops before anything changes). Without it (pipelines) the step "
                         "polls TSE and the servers up to timeouts.tse_seconds and reads no input")
+    s.add_argument("--plain", action="store_true",
+                   help="one line per event even on a terminal (the default off a terminal, in CI and with "
+                        "--interactive); on a terminal deploy otherwise shows a live display of the step, the "
+                        "batch, nodes done, the nodes restarting, elapsed time and an estimate")
     s.set_defaults(func=cmd_deploy)
 
     s = sub.add_parser("repair", help="move the stragglers (nodes left in an old phase) to their role's phase",
@@ -55,6 +62,7 @@ def register(sub) -> None:
     s.add_argument("--groups", type=int, default=2)
     s.add_argument("--batch-size", type=int, default=1, help="client batch size (default 1)")
     s.add_argument("--keep", action="store_true", help="leave the lab running at the end")
+    s.add_argument("--plain", action="store_true", help="one line per event even on a terminal (see deploy --plain)")
     s.add_argument("--hosts", action="store_true",
                    help="run on a multi-host fleet instead (root): every agent on a host of its own (a network "
                         "namespace with its own address, filesystem and sshd), configs delivered over SSH")
@@ -94,7 +102,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from .. import deploy, planner, spec  # on use: keeps `lab restart` light (see tsegossip.cli)
 
     rollout = spec.load(args.spec)
-    key = GossipKey.from_env(rollout.key_env)
+    key = _key(rollout)
     plan = planner.plan(rollout)
     if not plan.steps:
         print(f"nothing to do: every agent is already {rollout.target}")
@@ -107,9 +115,19 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if args.interactive:
         os.environ["TSEGOSSIP_TSE_INTERACTIVE"] = "1"   # read by the provider (tse_servers.INTERACTIVE_ENV)
     # a DeployError is a UserError: main prints it and exits 1
-    deploy.deploy_steps(plan, Path(args.spec), key, Path(args.workdir).resolve(), stacks,
-                        check_after=not args.no_check)
+    with live.output(sys.stdout, plain=args.plain or args.interactive) as out:  # the TSE prompt needs the tty
+        deploy.deploy_steps(plan, Path(args.spec), key, Path(args.workdir).resolve(), stacks,
+                            check_after=not args.no_check, out=out)
     return 0
+
+
+def _key(rollout) -> GossipKey:
+    """The key deploy needs: set, valid, and the one the spec pins (key_fingerprint) if it pins one."""
+    try:
+        key, _ = key_for_plan(rollout.key_env, rollout.key_fingerprint, required=True)
+    except InvalidKey as err:
+        raise UserError(f"key_env: {err}; nothing was deployed") from None
+    return key
 
 
 def _live_start(plan) -> list[str] | None:
@@ -148,7 +166,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
     rollout = spec.load(args.spec)
     plan = planner.plan(rollout)
-    key = GossipKey.from_env(rollout.key_env)
+    key = _key(rollout)
     repair.run(plan, Path(args.spec), key, Path(args.workdir).resolve(), args.after, args.dry_run,
                timeout=args.timeout)
     return 0
@@ -198,7 +216,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("== today:", flush=True)
         verdict = check.run_check(rollout, key)
         print(deploy._indent(check.as_table(verdict)), flush=True)
-        deploy.deploy_steps(plan, spec_path, key, workdir)
+        with live.output(sys.stdout, plain=args.plain) as out:
+            deploy.deploy_steps(plan, spec_path, key, workdir, out=out)
         print(f"== demo done in {time.monotonic() - t0:.0f}s: every agent {plan.final.servers}, every member alive",
               flush=True)
     finally:
@@ -233,13 +252,15 @@ def _demo_tse(args: argparse.Namespace, workdir: Path, spec_path: Path, key: Gos
             rollout = spec.load(spec_path)
             plan = planner.plan(rollout)
             print(report.as_text(plan, key), flush=True)
-            out = _Tee(sys.stdout)
+            shown = contextlib.ExitStack()
+            out = _Tee(shown.enter_context(live.output(sys.stdout, plain=args.plain)))
             operator = tse_lab.Operator(standin.workdir, key, [s.after.servers for s in plan.steps
                                                                if s.after.servers != s.before.servers],
                                         watch=out.getvalue, progress=lambda line: print(f"   {line}", flush=True))
             operator.start()
             try:
-                deploy.deploy_steps(plan, spec_path, key, workdir, out=out)
+                with shown:
+                    deploy.deploy_steps(plan, spec_path, key, workdir, out=out)
             finally:
                 operator.stop()
             if operator.error:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 # The runtime dependencies (Pipfile [packages]); their installed versions go into requirements.lock.
 RUNTIME = ("tsegossip", "cdktf", "constructs", "jsii", "jsonschema", "jsonschema-rs", "python-consul2", "tf",
-           "tencentcloud-sdk-python-tse", "tencentcloud-sdk-python-common", "pyyaml", "tabulate", "asyncssh")
+           "tencentcloud-sdk-python-tse", "tencentcloud-sdk-python-common", "pyyaml", "tabulate", "asyncssh", "rich")
 
 MAIN_PY = '''#!/usr/bin/env python
 """cdktf app: one Terraform stack per planned step of the rollout in $TSEGOSSIP_SPEC (default spec.yaml).

@@ -9,7 +9,7 @@ import argparse
 import json
 
 from ..errors import UserError
-from ..keys import GossipKey, InvalidKey, redact_text
+from ..keys import GossipKey, InvalidKey, key_for_plan, redact_text
 
 
 def register(sub) -> None:
@@ -57,16 +57,26 @@ def register(sub) -> None:
     s.set_defaults(func=cmd_render)
 
 
-def _load_plan(path: str):
+def _load_plan(path: str, required: bool = True):
+    """The plan, the key (None when not required and not set) and what a plan shows of it."""
     from .. import planner, spec  # on use: keeps `lab restart` light (see tsegossip.cli)
 
     rollout = spec.load(path)
-    key = GossipKey.from_env(rollout.key_env)
-    return planner.plan(rollout), key
+    try:
+        key, shown = key_for_plan(rollout.key_env, rollout.key_fingerprint, required=required)
+    except InvalidKey as err:
+        raise UserError(f"key_env: {err}") from None
+    return planner.plan(rollout), key, shown
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    print(GossipKey.generate().reveal())
+    import sys
+
+    key = GossipKey.generate()
+    print(key.reveal())
+    # stderr, so `tsegossip keygen > secret` or a pipe into a vault keeps only the key
+    print(f"fingerprint {key.fingerprint}: pin it in the spec as `key_fingerprint: {key.fingerprint}`",
+          file=sys.stderr)
     return 0
 
 
@@ -102,7 +112,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     problems = []
     if not args.skip_key:
         try:
-            key = GossipKey.from_env(rollout.key_env)
+            key, _ = key_for_plan(rollout.key_env, rollout.key_fingerprint, required=True)
         except InvalidKey as err:
             problems.append(f"key_env: {err}")
     try:
@@ -114,7 +124,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     nodes = len(rollout.servers.nodes) + sum(len(g.nodes) for g in rollout.client_groups)
     msg = f"{args.spec}: valid ({rollout.strategy}, target {rollout.target}, {len(rollout.client_groups)} client group(s), {nodes} listed node(s))"
     if not args.skip_key:
-        msg += f"; key {key.redacted} sha256:{key.fingerprint}"
+        msg += f"; key {key.redacted} sha256:{key.fingerprint}" + (" (as pinned)" if rollout.key_fingerprint else "")
+    elif rollout.key_fingerprint:
+        msg += f"; key pinned as sha256:{rollout.key_fingerprint} (not checked: --skip-key)"
     print(redact_text(msg))
     return 0
 
@@ -122,9 +134,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from .. import report  # on use: keeps `lab restart` light (see tsegossip.cli)
 
-    plan, key = _load_plan(args.spec)
+    # A pull request's plan needs no secret: without the key it shows the pinned fingerprint, or unknown.
+    plan, _, shown = _load_plan(args.spec, required=False)
     render = {"text": report.as_text, "markdown": report.as_markdown, "json": report.as_json}[args.format]
-    out = render(plan, key)
+    out = render(plan, shown)
     ok = True
     if args.live:
         from .. import check
@@ -152,7 +165,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from .. import report, schemas  # on use: keeps `lab restart` light (see tsegossip.cli)
 
-    plan, key = _load_plan(args.spec)
+    plan, key, _ = _load_plan(args.spec)
     groups = ["servers", *(g.name for g in plan.rollout.client_groups)]
     if args.group not in groups:
         raise UserError(f"--group: {args.group!r} is not a group of {plan.rollout.name}; allowed: {', '.join(groups)}")

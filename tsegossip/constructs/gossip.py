@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..keys import GossipKey
+from ..keys import GossipKey, KeyShown
 from ..phases import why_incompatible
 from ..planner import SERVERS, Move, Plan, Step, StepKind, prove
 from ..spec import Rollout, ServerType
@@ -107,7 +107,7 @@ class PhaseStackProps:
             raise _fail(owner, "previous", f"{type(self.previous).__name__} given; allowed: a PhaseStack or None")
 
     @classmethod
-    def for_step(cls, plan: Plan, step: Step, key: GossipKey, previous: PhaseStack | None = None,
+    def for_step(cls, plan: Plan, step: Step, key: GossipKey | KeyShown, previous: PhaseStack | None = None,
                  state_dir: str | None = None) -> PhaseStackProps:
         return cls(rollout=plan.rollout, step=step, key_fingerprint=key.fingerprint, previous=previous,
                    state_dir=state_dir)

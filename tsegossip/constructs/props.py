@@ -11,7 +11,7 @@ from typing import Any
 
 from ..delivery import Delivery, DeliveryError, Method
 from ..expectations import NOT_JOINED, addresses_by_node, allowed_labels, phases_by_node
-from ..keys import GossipKey
+from ..keys import UNKNOWN_FINGERPRINT, GossipKey
 from ..phases import Phase
 from ..planner import SERVERS, Step
 from ..spec import Rollout, ServerType
@@ -59,9 +59,11 @@ def _env_name(owner: str, name: str, value: Any, *, optional: bool = False) -> N
 def _fingerprint(owner: str, value: Any) -> None:
     if isinstance(value, GossipKey):
         raise _fail(owner, "key_fingerprint", "a GossipKey was given; pass key.fingerprint, the key never enters synthesized config")
+    if value == UNKNOWN_FINGERPRINT:  # synthesized with no key for review: the provider refuses to apply it
+        return
     if not isinstance(value, str) or not _FINGERPRINT.match(value):
         shown = "<12 hex digits expected; value not shown>" if isinstance(value, str) and len(value) > 16 else repr(value)
-        raise _fail(owner, "key_fingerprint", f"{shown} is not a key fingerprint; allowed: 12 lowercase hex digits (GossipKey.fingerprint)")
+        raise _fail(owner, "key_fingerprint", f"{shown} is not a key fingerprint; allowed: 12 lowercase hex digits (GossipKey.fingerprint) or \"unknown\"")
 
 
 def _seconds(owner: str, name: str, value: Any) -> None:

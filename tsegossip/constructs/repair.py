@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..expectations import SERVERS, addresses_by_node, phases_by_node
-from ..keys import GossipKey
+from ..keys import GossipKey, KeyShown
 from ..repairplan import Repair
 from ..spec import Rollout, ServerType
 from ._cdk import Construct, LocalBackend, TerraformStack
@@ -42,7 +42,7 @@ class RepairStackProps:
         _fingerprint(owner, self.key_fingerprint)
 
     @classmethod
-    def of(cls, rollout: Rollout, repair: Repair, key: GossipKey, state_dir: str | None = None) -> RepairStackProps:
+    def of(cls, rollout: Rollout, repair: Repair, key: GossipKey | KeyShown, state_dir: str | None = None) -> RepairStackProps:
         return cls(rollout=rollout, repair=repair, key_fingerprint=key.fingerprint, state_dir=state_dir)
 
 

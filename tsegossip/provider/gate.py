@@ -88,7 +88,14 @@ def check_gate(state: GateState, world: World, diags: Diagnostics) -> GateState:
     timeout = state.timeout
     mismatches, ring_note, stable = world.wait_until(probe, timeout=timeout, interval=GATE_POLL).value
     if mismatches:
-        hint = f" Deploy {state.previous_stack} first." if state.previous_stack and before else ""
+        if mismatches[0].startswith("keyring:"):
+            # The phases are right, the key is not: the earlier stages ran with another key (a plain `cdktf
+            # deploy` synthesizes with whatever key is exported). Deploying them again would not help.
+            hint = (f" The key in ${state.key_env} (sha256:{fingerprint}) is not the one the cluster holds: export "
+                    "the key the earlier stages were deployed with (the keyring above lists its fingerprint), "
+                    "and pin it in the spec as key_fingerprint so synth refuses any other.")
+        else:
+            hint = f" Deploy {state.previous_stack} first." if state.previous_stack and before else ""
         if any(f"member status {m}" in line for line in mismatches for m in ("failed", "left", "absent")):
             hint += (" A node that is down can be left behind with `down_nodes: skip` on its role: the step then "
                      "goes on without it and records it as a straggler.")

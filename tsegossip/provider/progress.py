@@ -6,7 +6,9 @@ goes to three places:
 
 - stderr, prefixed `[INFO]`: go-plugin parses that prefix and Terraform logs the line at
   INFO (visible with TF_LOG=INFO, or in TF_LOG_PATH);
-- a log file, $TSEGOSSIP_PROGRESS_LOG or <project>/.tsegossip/progress.log
+- a log file, $TSEGOSSIP_PROGRESS_LOG, else .tsegossip/progress.log under $TSEGOSSIP_ROOT, the
+  checkout this package runs from, or (installed) the cdktf app being deployed: the nearest directory
+  from the working directory up that holds cdktf.json, else the working directory itself
   (`tail -f` it during `cdktf deploy`);
 - the controlling terminal (/dev/tty) when there is one and TSEGOSSIP_PROGRESS_TTY is not 0,
   so an interactive `terraform apply` / `cdktf deploy` shows the batches as they happen.
@@ -20,15 +22,26 @@ import time
 from pathlib import Path
 from typing import Mapping
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+# The checkout this package runs from (the one that holds its pyproject.toml); None when installed.
+PROJECT_ROOT = _PACKAGE_PARENT if (_PACKAGE_PARENT / "pyproject.toml").is_file() else None
 
 
-def default_log_path(environ: Mapping[str, str] | None = None) -> Path:
+def default_log_path(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path:
     env = os.environ if environ is None else environ
     if env.get("TSEGOSSIP_PROGRESS_LOG"):
         return Path(env["TSEGOSSIP_PROGRESS_LOG"])
-    root = Path(env.get("TSEGOSSIP_ROOT") or PROJECT_ROOT)
-    return root / ".tsegossip" / "progress.log"
+    root = env.get("TSEGOSSIP_ROOT") or PROJECT_ROOT or _app_dir(Path.cwd() if cwd is None else cwd)
+    return Path(root) / ".tsegossip" / "progress.log"
+
+
+def _app_dir(cwd: Path) -> Path:
+    """Terraform starts the provider in the stack's directory (cdktf.out/stacks/<stack> under the app), so
+    the log goes beside the app's cdktf.json, where `cdktf deploy` was run and .gitignore expects it."""
+    for d in (cwd, *cwd.parents):
+        if (d / "cdktf.json").is_file():
+            return d
+    return cwd
 
 
 class Progress:

@@ -20,7 +20,7 @@ from tf.utils import Diagnostics
 
 from ..agentconfig import KEYRING_WINS_LOG, stale_keyring_remedy
 from ..delivery import Delivery, DeliveryError
-from ..keys import GossipKey, InvalidKey
+from ..keys import UNKNOWN_FINGERPRINT, GossipKey, InvalidKey
 from ..phases import Phase
 from .live import group_labels, key_installed
 from .state import GateState, NodesState, ServerParamsState
@@ -88,6 +88,12 @@ def gossip_key(state: NodesState | GateState, world: World, diags: Diagnostics, 
     want = state.key_fingerprint or ""
     if not (world.environ.get(env_name) or "").strip() and not needed:
         return None
+    if want == UNKNOWN_FINGERPRINT:
+        refuse(diags, "This configuration was synthesized without the gossip key",
+               f"key_fingerprint is unknown: ${env_name} was not set when it was synthesized (a plan for review) "
+               "and the spec pins no key_fingerprint. Synthesize it again with the key exported (a plain "
+               "`cdktf deploy` does; `tsegossip deploy` too), or pin key_fingerprint in the spec; nothing was changed.",
+               ["key_fingerprint"])
     try:
         key = GossipKey.from_env(env_name, dict(world.environ))
     except InvalidKey as err:

@@ -120,4 +120,5 @@ def _build(d: dict) -> Rollout:
         unmanaged=tuple(Unmanaged(u["name"], None if u["phase"] == "observe" else Phase(u["phase"]), u.get("http_addr"))
                         for u in d.get("unmanaged", [])),
         client_groups_restart=d.get("client_groups_restart", "parallel"),
+        key_fingerprint=d.get("key_fingerprint"),
     )

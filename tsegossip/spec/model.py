@@ -105,6 +105,7 @@ class Rollout:
     timeouts: Timeouts = Timeouts()
     unmanaged: tuple[Unmanaged, ...] = ()
     client_groups_restart: str = "parallel"   # parallel | sequential (schema: client_groups_restart)
+    key_fingerprint: str | None = None        # pinned in the spec (schema: key_fingerprint); None: not pinned
 
     def group(self, name: str) -> ClientGroup:
         for g in self.client_groups:
