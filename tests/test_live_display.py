@@ -109,3 +109,20 @@ def test_off_a_terminal_output_is_the_stream_itself():
     stream = io.StringIO()
     with live.output(stream, environ={}) as out:
         assert out is stream
+
+
+def test_estimate_counts_down_within_a_step_and_ends_at_zero():
+    clock = Clock()
+    state = live.DeployState(clock=clock)
+    state.feed("== step 1/2: cdktf deploy lab-1-accept-encrypted (servers -> accept-encrypted)")
+    clock.now += 40
+    state.feed("   deployed lab-1-accept-encrypted in 40.0s")
+    state.feed("== step 2/2: cdktf deploy lab-2-enforced (servers -> enforced)")
+    clock.now += 15   # no batch yet: what is left of the mean step
+    assert state.lines()[-1] == "elapsed 0:55, about 0:25 left"
+    who = "servers (lab/lab-2-enforced)"
+    state.feed(f"    progress: {who}: 1 node(s) to move send-encrypted -> enforced in 1 batch(es), delivery local")
+    state.feed(f"    progress: {who}: batch 1/1: server-1 -> enforced")
+    state.feed(f"    progress: {who}: batch 1/1 alive in enforced after 3.00s (restart commands 0.30s)")
+    state.feed(f"    progress: {who}: done, 1 node(s) in enforced")
+    assert state.lines()[-1] == "elapsed 0:55, about 0:00 left"  # the after-gate and the check remain

@@ -3,9 +3,12 @@ rollout, check after a rollout without --after, a closed servers.http_addr."""
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -30,6 +33,7 @@ def run(*args, timeout=300):
 def test_deploy_resumes_from_the_live_cluster_and_says_when_every_step_is_done(tmp_path, lab_binary, key,
                                                                                 rollout_name):
     work = tmp_path / "deploy"
+    leftovers = set(glob.glob(os.path.join(tempfile.gettempdir(), "terraform-log*")))
     with lab_up(tmp_path, lab_binary, servers=3, clients=2, groups=2) as c:
         spec_path = tmp_path / "spec.json"
         make_spec(c, spec_path, rollout_name)
@@ -64,6 +68,8 @@ def test_deploy_resumes_from_the_live_cluster_and_says_when_every_step_is_done(t
         text = " ".join(diff.stdout.split())
         assert "No changes" in text and "to change" not in text, diff.stdout
         assert "superseded by a later stage" in text, diff.stdout
+    # old engines (panicwrap) left a /tmp/terraform-log* per run; ours leave nothing behind
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "terraform-log*"))) == leftovers
 
     # the lab is gone: a closed servers.http_addr fails at once, naming the field, deploying nothing
     doc = json.loads(spec_path.read_text())

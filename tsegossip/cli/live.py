@@ -103,20 +103,24 @@ class DeployState:
             role.waiting_on = f"{p.group(1)}: {p.group(2)}"
 
     def estimate(self) -> tuple[float, str] | None:
-        """Seconds left and what they cover: the step's remaining batches at its roles' mean batch time,
-        plus the steps still to come at the mean step time so far. None until there is anything to go by."""
-        left, known = 0.0, False
-        for r in self.roles.values():
-            if r.batch_seconds and not r.finished:
-                mean = sum(r.batch_seconds) / len(r.batch_seconds)
-                left += mean * max(0, r.batches - len(r.batch_seconds))
-                known = True
+        """Seconds left and what they cover: this step's remaining batches at its roles' mean batch time
+        (or, before any batch, what is left of the mean step time so far), plus the steps still to come at
+        the mean step time. None until there is anything to go by."""
+        mean_step = sum(self.step_seconds) / len(self.step_seconds) if self.step_seconds else None
+        timed = [r for r in self.roles.values() if r.batch_seconds or r.finished]
+        if timed:
+            now_left = sum(sum(r.batch_seconds) / len(r.batch_seconds) * max(0, r.batches - len(r.batch_seconds))
+                           for r in timed if r.batch_seconds and not r.finished)
+        elif mean_step is not None:
+            now_left = max(0.0, mean_step - (self.clock() - self.step_started))
+        else:
+            return None
         later = max(0, self.steps - self.step)
-        if later and self.step_seconds:
-            return left + later * sum(self.step_seconds) / len(self.step_seconds), "left"
-        if known:
-            return left, "left in this step" if later else "left"
-        return None
+        if not later:
+            return now_left, "left"
+        if mean_step is None:
+            return now_left, "left in this step"
+        return now_left + later * mean_step, "left"
 
     def lines(self) -> list[str]:
         now = self.clock()
