@@ -44,7 +44,8 @@ class ClusterVerdict:
         enforced = sum(n.observed == Phase.ENFORCED.value for n in alive)
         blind = sum(n.seen_from != MEMBER_API for n in alive)
         note = f" ({blind} seen only in the servers' member list, not counted as enforced)" if blind else ""
-        return f"{enforced}/{len(alive)} members enforced{note}, keyring {self.keyring}"
+        ring = self.keyring if self.keyring.startswith("keyring") else f"keyring {self.keyring}"
+        return f"{enforced}/{len(alive)} members enforced{note}, {ring}"
 
     @property
     def ok(self) -> bool:
