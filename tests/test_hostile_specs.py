@@ -236,3 +236,43 @@ def test_any_hostile_mutation_keeps_the_contract(tmp_path_factory, case):
     plan_code, plan_output, plan_seconds = run_cli("plan", str(path))
     assert_contract(plan_code, plan_output, plan_seconds)
     assert plan_code == code, f"validate exit {code} but plan exit {plan_code}: {plan_output}"  # validate runs every check plan runs
+
+
+# ---- a rotation's new key (issue 15): refused before anything is sent, by name, never echoed ---------------
+
+ROTATION = EXAMPLES / "rotation" / "tse-rotate.yaml"
+
+
+@pytest.mark.parametrize("value, expect", [
+    ("@KEY@", "holds the same key as the current key in $TSEGOSSIP_KEY (named by key_env)"),
+    (" @KEY@\n", "holds the same key as the current key in $TSEGOSSIP_KEY (named by key_env)"),
+    ("@KEY_NOPAD@", "not valid base64"),
+    ("@KEY_URLSAFE@", "not valid base64"),
+    ("x @KEY@", "not valid base64"),
+    ("@KEY@\n@KEY@", "not valid base64"),
+    ("@KEY_HEX@", "decodes to 48 bytes; memberlist accepts 16, 24 or 32"),
+    ("c2hvcnQ=", "decodes to 5 bytes"),
+], ids=["old-key", "old-key-spaced", "no-padding", "url-safe", "prefixed", "twice", "hex", "short"])
+def test_a_hostile_new_key_is_refused_naming_its_variable(value, expect, monkeypatch):
+    monkeypatch.setenv("TSEGOSSIP_NEW_KEY", with_key(value))
+    for command in ("validate", "plan"):
+        code, output, seconds = run_cli(command, str(ROTATION))
+        assert_contract(code, output, seconds, allowed=(1,))
+        assert "rotate_to_env: environment variable TSEGOSSIP_NEW_KEY (named by rotate_to_env)" in output, output
+        assert expect in output, output
+
+
+@pytest.mark.parametrize("field, value, expect", [
+    ("rotate_to_env", "@KEY@", "rotate_to_env: this value looks like a literal gossip key"),
+    ("rotate_to_env", "TSEGOSSIP_KEY", "rotate_to_env: 'TSEGOSSIP_KEY' is also key_env"),
+    ("rotate_to_fingerprint", "@KEY_HEX@", "rotate_to_fingerprint: this value holds the gossip key (hex)"),
+], ids=["key-as-env-name", "key-env-again", "key-as-fingerprint"])
+def test_a_hostile_rotation_field_is_refused_clearly(field, value, expect, tmp_path):
+    path = tmp_path / "rotate.yaml"
+    doc = yaml.safe_load(ROTATION.read_text())
+    doc[field] = value
+    path.write_text(with_key(yaml.safe_dump(doc, sort_keys=False)))
+    for command in ("validate", "plan"):
+        code, output, seconds = run_cli(command, str(path))
+        assert_contract(code, output, seconds, allowed=(1,))
+        assert expect in output, output

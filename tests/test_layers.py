@@ -45,11 +45,11 @@ def layer_of(module: str) -> str:
         return head
     if head == "app":
         return "app"  # the cdktf app's wiring (main.py's, and inside a user's own App)
-    if head == "repairplan":
-        return "planner"  # the repair of stragglers as a plan: beside the planner, pure
+    if head in ("repairplan", "rotation"):
+        return "planner"  # the repair of stragglers, a key rotation's stages: plans beside the planner, pure
     if head == "accounting":
         return "verdict"  # beside the verdict: observe and the vocabulary only
-    if head in ("check", "report", "deploy", "discover", "repair"):
+    if head in ("check", "report", "rotation_report", "deploy", "discover", "repair"):
         return "commands"
     if head in ("cli", "__main__"):
         return "cli"

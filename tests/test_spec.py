@@ -77,7 +77,7 @@ def test_fails_client_groups_restart_outside_the_allowed_set():
 def test_fails_unknown_field():
     assert problems(edited(colour="blue")) == [
         "colour: unknown field 'colour'; allowed: client_groups, client_groups_restart, consul, key_env, "
-        "key_fingerprint, name, servers, strategy, target, timeouts, "
+        "key_fingerprint, name, rotate_to_env, rotate_to_fingerprint, servers, strategy, target, timeouts, "
         "unmanaged"
     ]
 

@@ -162,6 +162,45 @@ def key_for_plan(env: str, pinned: str | None, environ: dict[str, str] | None = 
     return key, KeyShown(env, key.fingerprint, key.redacted, "environment")
 
 
+def rotation_key_for_plan(env: str, pinned: str | None, current: KeyShown, environ: dict[str, str] | None = None,
+                          required: bool = False) -> tuple[GossipKey | None, KeyShown]:
+    """The new key of a rotation, in $env (the spec's rotate_to_env), and what a plan shows of it: `key_for_plan`
+    for the key a rotation installs, pinned by rotate_to_fingerprint, checked against `current` (what
+    `key_for_plan` showed of key_env's key: its fingerprint when the key is there or pinned).
+
+    Unset (when required), not a key, another key than the pinned one, or the current key: InvalidKey naming
+    the variable and the field, never the value. Not required and unset: the pinned fingerprint, or unknown."""
+    values = os.environ if environ is None else environ
+    named = f"environment variable {env} (named by rotate_to_env)"
+    text = values.get(env)
+    if not (text or "").strip():
+        if required:
+            raise InvalidKey(f"{named} is not set; export the new gossip key there (generate one with "
+                             "`tsegossip keygen`); the current key stays in key_env")
+        key, shown = None, KeyShown(env, pinned or UNKNOWN_FINGERPRINT, f"(not in ${env})",
+                                    "pinned" if pinned else "none")
+    else:
+        try:
+            key = GossipKey(text)
+        except InvalidKey as err:
+            raise InvalidKey(f"{named}: {err}") from None
+        if pinned and key.fingerprint != pinned:
+            raise InvalidKey(
+                f"{named} holds the key with fingerprint {key.fingerprint}, but the spec pins rotate_to_fingerprint "
+                f"{pinned}; export the pinned new key, or change rotate_to_fingerprint in the spec (a change the pull "
+                "request shows)")
+        shown = KeyShown(env, key.fingerprint, key.redacted, "environment")
+    # A pin equal to a pin is the planner's refusal (it names both fields); here, a key that is there.
+    if (shown.present or current.present) and shown.fingerprint == current.fingerprint != UNKNOWN_FINGERPRINT:
+        where = {"environment": f"{named} holds", "pinned": "the spec's rotate_to_fingerprint pins"}[shown.source]
+        theirs = (f"the current key in ${current.env} (named by key_env)" if current.present
+                  else "the current key (the spec's key_fingerprint)")
+        raise InvalidKey(
+            f"{where} the same key as {theirs}, fingerprint {shown.fingerprint}: a rotation needs a new key; "
+            "generate one with `tsegossip keygen`")
+    return key, shown
+
+
 _B64 = re.compile(r"^[A-Za-z0-9+/]{22,}={0,2}$")
 
 

@@ -9,7 +9,7 @@ import argparse
 import json
 
 from ..errors import UserError
-from ..keys import GossipKey, InvalidKey, key_for_plan, redact_text
+from ..keys import UNKNOWN_FINGERPRINT, GossipKey, InvalidKey, KeyShown, key_for_plan, redact_text, rotation_key_for_plan
 
 
 def register(sub) -> None:
@@ -57,16 +57,44 @@ def register(sub) -> None:
     s.set_defaults(func=cmd_render)
 
 
-def _load_plan(path: str, required: bool = True):
+def _load_plan(path: str, required: bool = True, rollout=None):
     """The plan, the key (None when not required and not set) and what a plan shows of it."""
     from .. import planner, spec  # on use: keeps `lab restart` light (see tsegossip.cli)
 
-    rollout = spec.load(path)
+    rollout = rollout or spec.load(path)
     try:
         key, shown = key_for_plan(rollout.key_env, rollout.key_fingerprint, required=required)
     except InvalidKey as err:
         raise UserError(f"key_env: {err}") from None
     return planner.plan(rollout), key, shown
+
+
+def _load_rotation(rollout, required: bool):
+    """A rotation spec's plan (None when refused), its two keys (None when not required and not set) and every
+    problem found: the current key (key_env), the new one (rotate_to_env), the plan's refusals."""
+    from .. import rotation  # on use, like the planner
+    from ..errors import PlanError
+
+    problems: list[str] = []
+    old = new = old_shown = new_shown = None
+    try:
+        old, old_shown = key_for_plan(rollout.key_env, rollout.key_fingerprint, required=required)
+    except InvalidKey as err:
+        problems.append(f"key_env: {err}")
+    if rollout.rotate_to_env != rollout.key_env:  # one variable for both: the plan's refusal names the two fields
+        current = old_shown or KeyShown(rollout.key_env, rollout.key_fingerprint or UNKNOWN_FINGERPRINT, "",
+                                        "pinned" if rollout.key_fingerprint else "none")
+        try:
+            new, new_shown = rotation_key_for_plan(rollout.rotate_to_env, rollout.rotate_to_fingerprint, current,
+                                                   required=required)
+        except InvalidKey as err:
+            problems.append(f"rotate_to_env: {err}")
+    try:
+        plan = rotation.plan_rotation(rollout, old_shown, new_shown)
+    except PlanError as err:
+        plan = None
+        problems.extend(err.lines())
+    return plan, old, new, problems
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -109,6 +137,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from ..errors import PlanError
 
     rollout = spec.load(args.spec)
+    if rollout.rotates:
+        return _validate_rotation(args, rollout)
     problems = []
     if not args.skip_key:
         try:
@@ -131,13 +161,44 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
-    from .. import report  # on use: keeps `lab restart` light (see tsegossip.cli)
+def _validate_rotation(args: argparse.Namespace, rollout) -> int:
+    """`validate` of a rotation spec: both keys (unless --skip-key) and every refusal of the rotation's plan."""
+    plan, old, new, problems = _load_rotation(rollout, required=not args.skip_key)
+    if problems:
+        raise UserError("\n".join(f"{args.spec}: {p}" for p in problems))
+    nodes = len(rollout.servers.nodes) + sum(len(g.nodes) for g in rollout.client_groups)
+    msg = (f"{args.spec}: valid (key rotation at {plan.phase}, {len(plan.stages)} stages, "
+           f"{len(rollout.client_groups)} client group(s), {nodes} listed node(s))")
+    if not args.skip_key:
+        msg += (f"; key {old.redacted} sha256:{old.fingerprint}" + (" (as pinned)" if rollout.key_fingerprint else "")
+                + f"; new key {new.redacted} sha256:{new.fingerprint}"
+                + (" (as pinned)" if rollout.rotate_to_fingerprint else ""))
+    else:
+        msg += f"; keys not checked (--skip-key): current sha256:{plan.old.fingerprint}, new sha256:{plan.new.fingerprint}"
+    print(redact_text(msg))
+    return 0
 
-    # A pull request's plan needs no secret: without the key it shows the pinned fingerprint, or unknown.
-    plan, _, shown = _load_plan(args.spec, required=False)
-    render = {"text": report.as_text, "markdown": report.as_markdown, "json": report.as_json}[args.format]
-    out = render(plan, shown)
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .. import report, spec  # on use: keeps `lab restart` light (see tsegossip.cli)
+
+    rollout = spec.load(args.spec)
+    if rollout.rotates:
+        if args.live:
+            raise UserError("--live: not for a key rotation yet (each stage's gate reads the live keyring at deploy "
+                            "time); `tsegossip check SPEC` shows every node and the keys it holds")
+        # No secret needed either: the fingerprints pinned in the spec, or unknown.
+        plan, _, _, problems = _load_rotation(rollout, required=False)
+        if problems:
+            raise UserError("\n".join(problems))
+        from .. import rotation_report
+
+        out = rotation_report.render(plan, args.format)
+    else:
+        # A pull request's plan needs no secret: without the key it shows the pinned fingerprint, or unknown.
+        plan, _, shown = _load_plan(args.spec, required=False, rollout=rollout)
+        render = {"text": report.as_text, "markdown": report.as_markdown, "json": report.as_json}[args.format]
+        out = render(plan, shown)
     ok = True
     if args.live:
         from .. import check

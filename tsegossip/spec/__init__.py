@@ -56,6 +56,9 @@ def parse(doc: Any, source: str = "") -> Rollout:
     key_env = doc.get("key_env")
     if isinstance(key_env, str) and key_env:
         keys.remember(os.environ.get(key_env))  # the key itself: refused in the spec, redacted from output
+    rotate_to_env = doc.get("rotate_to_env")
+    if isinstance(rotate_to_env, str) and rotate_to_env:
+        keys.remember(os.environ.get(rotate_to_env))  # the new key of a rotation, the same way
     found = _secret_problems(doc, []) if _may_hold_secrets(doc, gathered) else []
     if not found and schemas.is_valid("rollout", doc):
         found = [] if _names_unique(doc) else _duplicate_problems(doc)
@@ -121,4 +124,6 @@ def _build(d: dict) -> Rollout:
                         for u in d.get("unmanaged", [])),
         client_groups_restart=d.get("client_groups_restart", "parallel"),
         key_fingerprint=d.get("key_fingerprint"),
+        rotate_to_env=d.get("rotate_to_env"),
+        rotate_to_fingerprint=d.get("rotate_to_fingerprint"),
     )

@@ -106,6 +106,13 @@ class Rollout:
     unmanaged: tuple[Unmanaged, ...] = ()
     client_groups_restart: str = "parallel"   # parallel | sequential (schema: client_groups_restart)
     key_fingerprint: str | None = None        # pinned in the spec (schema: key_fingerprint); None: not pinned
+    rotate_to_env: str | None = None          # a key rotation to the key in this variable (schema: rotate_to_env)
+    rotate_to_fingerprint: str | None = None  # the new key's fingerprint, pinned (schema: rotate_to_fingerprint)
+
+    @property
+    def rotates(self) -> bool:
+        """Whether the spec asks for a key rotation (tsegossip.rotation) rather than a phase rollout."""
+        return self.rotate_to_env is not None
 
     def group(self, name: str) -> ClientGroup:
         for g in self.client_groups:
