@@ -10,6 +10,8 @@ from .client import DEFAULT_TIMEOUT, Access, ObserveError, client_for, describe_
 
 KEYRING_EMPTY = "keyring empty (encryption not enabled)"
 
+WANTS = ("installed", "primary", "removed")
+
 # The listing is a serf query: when a member does not answer (one just restarted, a query relayed
 # through a stale peer) Consul waits out serf's query timeout, GossipInterval x 16 x ceil(log10(N+1)):
 # 3.2 s on a LAN pool of up to 9 agents, 6.4 s up to 99, and the WAN pool's 0.5 s interval makes it
@@ -34,6 +36,37 @@ class Ring:
     keys: Mapping[str, int]
     primary: Mapping[str, int]
     num_nodes: int
+
+    @property
+    def installed(self) -> Mapping[str, int]:
+        """fingerprint -> members of this pool holding the key (Consul's `Keys`)."""
+        return self.keys
+
+    @property
+    def pool(self) -> str:
+        if self.wan:
+            return "WAN"
+        return f"{self.datacenter or '?'} LAN" + (f" [segment {self.segment}]" if self.segment else "")
+
+    def holds_everywhere(self, fingerprint: str) -> bool:
+        return self.num_nodes > 0 and self.keys.get(fingerprint, 0) >= self.num_nodes
+
+    def primary_everywhere(self, fingerprint: str) -> bool:
+        return self.num_nodes > 0 and self.primary.get(fingerprint, 0) >= self.num_nodes
+
+    def held_nowhere(self, fingerprint: str) -> bool:
+        return self.keys.get(fingerprint, 0) == 0
+
+    def short(self, fingerprint: str, want: str) -> int:
+        """How many members this pool counts that are not where `want` says: lacking the key
+        (installed), not using it as primary (primary), still holding it (removed)."""
+        if want == "installed":
+            return max(0, self.num_nodes - self.keys.get(fingerprint, 0))
+        if want == "primary":
+            return max(0, self.num_nodes - self.primary.get(fingerprint, 0))
+        if want == "removed":
+            return self.keys.get(fingerprint, 0)
+        raise ValueError(f"want {want!r}: expected one of {', '.join(WANTS)}")
 
 
 @dataclass(frozen=True)
@@ -68,6 +101,14 @@ class KeyringView:
     def holds_everywhere(self, fingerprint: str) -> bool:
         """The key is installed on every node of every listed pool."""
         return bool(self.rings) and all(r.keys.get(fingerprint, 0) >= r.num_nodes for r in self.rings)
+
+    def primary_everywhere(self, fingerprint: str) -> bool:
+        """Every node of every listed pool uses the key as its primary (what `remove` of the old one needs)."""
+        return bool(self.rings) and all(r.primary_everywhere(fingerprint) for r in self.rings)
+
+    def held_nowhere(self, fingerprint: str) -> bool:
+        """No node of any listed pool holds the key. False when nothing was listed: absence is not proven."""
+        return self.ok and bool(self.rings) and all(r.held_nowhere(fingerprint) for r in self.rings)
 
     def describe(self, fingerprint: str | None = None) -> str:
         if self.error:
@@ -135,7 +176,8 @@ def keyring(http_addr: str, access: Access | None = None, timeout: float = DEFAU
     """List the keyring through the agent at http_addr, keys reduced to fingerprints.
 
     local_only sends Consul's `local-only`, which in 1.14 leaves out the WAN pool and other
-    datacenters: it is still the whole LAN pool's answer, not the keys of the agent asked.
+    datacenters: it is still the whole LAN pool's answer, not the keys of the agent asked (measured:
+    a client's own API, another client's and a server's give the same counts; see `shortfall`).
     A listing that some member did not answer is asked again, up to `attempts` times in all.
     """
     import time
@@ -193,3 +235,124 @@ def keyring_fingerprints(http_addr: str, access: Access | None = None,
     if view.error:
         raise ObserveError(view.error)
     return view.fingerprints, view.num_nodes, view.primary
+
+
+# ---- who falls short -------------------------------------------------------------------------
+#
+# Consul 1.14 cannot say which members lack a key. Measured on the lab (3 servers, 3 clients, one
+# member that missed an install): GET /v1/operator/keyring answers 200 with `Keys[new]: 5,
+# NumNodes: 6` and no Messages, and ?local-only=1 asked on that member's own API, on another
+# client's and on a server's gives the same pool-wide counts (local-only leaves out the WAN pool and
+# other datacenters, PR #6279: it is not a per-agent listing). A keyring change names members only
+# when they answer and refuse (`web-1: Removing the primary key is not allowed`); one that never
+# hears the query is only counted (`5/6 nodes reported success`). What does name them:
+#   - each agent's <data_dir>/serf/local.keyring, which serf rewrites on every change the agent
+#     makes (primary first); read where the agent runs (`keyring_file`, `short_by_keyring_files`);
+#   - /v1/agent/members for a member the pool does not count at all: one cut off because it shares
+#     no key with the others is `left` or `failed`, and NumNodes leaves it out, so a listing of the
+#     rest looks complete (`holds_everywhere` is true) while that member holds nothing we know of.
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """How far the keyring is from `want` for one key, and which members are known to fall short.
+
+    want: installed (on every member) | primary (every member uses it) | removed (no member holds it).
+    """
+
+    fingerprint: str
+    want: str
+    short: int = 0  # members the worst pool counts that fall short
+    num_nodes: int = 0  # members that pool counts (Consul's NumNodes)
+    pool: str = ""
+    named: tuple[str, ...] = ()  # members known by name to fall short (their keyring files)
+    unnamed: int = 0  # of `short`, how many no source could name
+    uncounted: tuple[str, ...] = ()  # "name (status)" of members the pool does not count: keyring unknown
+    error: str | None = None  # the keyring could not be listed: nothing can be concluded
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.short == 0 and not self.uncounted
+
+    def describe(self) -> str:
+        what = {"installed": "installed on", "primary": "the primary key of", "removed": "removed from"}[self.want]
+        if self.error:
+            return f"cannot tell whether key sha256:{self.fingerprint} is {what} every member: {self.error}"
+        parts = []
+        if self.short:
+            one = self.short == 1
+            lack = {"installed": "lacks it" if one else "lack it",
+                    "primary": "does not use it as primary" if one else "do not use it as primary",
+                    "removed": "still holds it" if one else "still hold it"}[self.want]
+            done = self.num_nodes - self.short
+            text = (f"key sha256:{self.fingerprint} is {what} {done} of {self.num_nodes} members of the "
+                    f"{self.pool} pool; {self.short} {lack}")
+            if self.named:
+                text += f": {', '.join(self.named)} (from their serf/local.keyring)"
+            if self.unnamed:
+                text += ((f", and {self.unnamed} more" if self.named else "")
+                         + "; which ones Consul 1.14 does not say (its listing counts keys per pool, and "
+                           "?local-only=1 leaves out only the WAN pool: every agent answers with the same counts)")
+            parts.append(text)
+        if self.uncounted:
+            parts.append(f"the keyring listing does not count {', '.join(self.uncounted)} at all: a member that "
+                         "shares no key with the others is cut off and left out of NumNodes, so its keyring is unknown")
+        if not parts:
+            return f"key sha256:{self.fingerprint} is {what} every member ({self.num_nodes} in the {self.pool} pool)"
+        return "; ".join(parts)
+
+
+def keyring_file(text: str) -> tuple[str, ...] | None:
+    """The fingerprints an agent's serf/local.keyring holds, primary first; None when it is not one.
+
+    The file is a JSON list of base64 keys; the clear keys go no further than this function.
+    """
+    import json
+
+    try:
+        doc = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(doc, list) or not all(isinstance(k, str) for k in doc):
+        return None
+    return tuple(_fp(k) for k in doc)
+
+
+def short_by_keyring_files(files: Mapping[str, str | None], fingerprint: str, want: str) -> tuple[str, ...]:
+    """The members (node -> its local.keyring text, None when unread) whose file falls short of `want`.
+
+    A file that is missing or does not parse names nobody: it proves nothing either way.
+    """
+    if want not in WANTS:
+        raise ValueError(f"want {want!r}: expected one of {', '.join(WANTS)}")
+    out = []
+    for node, text in files.items():
+        held = keyring_file(text) if text is not None else None
+        if not held:
+            continue
+        if ((want == "installed" and fingerprint not in held)
+                or (want == "primary" and held[0] != fingerprint)
+                or (want == "removed" and fingerprint in held)):
+            out.append(node)
+    return tuple(sorted(out))
+
+
+def shortfall(view: KeyringView, fingerprint: str, want: str = "installed", *,
+              members: Mapping[str, str] | None = None,
+              keyring_files: Mapping[str, str | None] | None = None) -> Shortfall:
+    """How far `view` is from `want` for the key, naming members where anything can name them.
+
+    members: name -> alive/leaving/left/failed (observe.members) of the members that should hold
+    the key; those not alive are reported as uncounted. keyring_files: node -> the text of its
+    serf/local.keyring (None when it could not be read), to name the members that fall short.
+    """
+    if want not in WANTS:
+        raise ValueError(f"want {want!r}: expected one of {', '.join(WANTS)}")
+    uncounted = tuple(f"{n} ({s})" for n, s in sorted((members or {}).items()) if s != "alive")
+    if not view.ok or not view.rings:
+        return Shortfall(fingerprint, want, error=view.error or "no pools listed", uncounted=uncounted)
+    worst = max(view.rings, key=lambda r: (r.short(fingerprint, want), not r.wan))
+    short = worst.short(fingerprint, want)
+    named = short_by_keyring_files(keyring_files or {}, fingerprint, want) if short else ()
+    return Shortfall(fingerprint, want, short=short, num_nodes=worst.num_nodes, pool=worst.pool,
+                     named=named, unnamed=max(0, short - len(named)), uncounted=uncounted)
