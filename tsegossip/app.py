@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from . import planner, repairplan, spec, statelocation
 from .errors import SpecError, UserError, one_line
-from .keys import key_for_plan, redact_text, remember_environ
+from .keys import key_for_plan, redact_text, remember_environ, rotation_key_for_plan
 
 
 class RepairRequestError(UserError):
@@ -29,6 +29,8 @@ def add_rollout(app: Any, spec_path: str, environ: Mapping[str, str] | None = No
 
     env = os.environ if environ is None else environ
     rollout = spec.load(spec_path)
+    if rollout.rotates:
+        return _add_rotation(app, rollout, dict(env))
     # No key in the environment is fine here (a pull request's plan needs no secret): the stacks then carry
     # the spec's pinned fingerprint, or "unknown", and the provider refuses to apply them without the key.
     _, key = key_for_plan(rollout.key_env, rollout.key_fingerprint, dict(env))
@@ -53,6 +55,27 @@ def add_rollout(app: Any, spec_path: str, environ: Mapping[str, str] | None = No
         stacks.append(previous)
     if repair is not None:  # a stack of its own, beside the steps: their stacks and states stay as they are
         stacks.append(RepairStack(app, repair.stack, RepairStackProps.of(rollout, repair, key, state_dir)))
+    return stacks
+
+
+def _add_rotation(app: Any, rollout: Any, env: dict[str, str]) -> list[Any]:
+    """A key rotation's stacks: one per forward stage (install, use, configs, remove), fingerprints only; with no
+    keys in the environment the pinned fingerprints or unknown, which the provider refuses to apply."""
+    from . import rotation
+    from .constructs import RotationStack, RotationStackProps
+
+    _, old = key_for_plan(rollout.key_env, rollout.key_fingerprint, env)
+    new = None
+    if rollout.rotate_to_env != rollout.key_env:  # the same variable: plan_rotation's refusal names both fields
+        _, new = rotation_key_for_plan(rollout.rotate_to_env, rollout.rotate_to_fingerprint, old, env)
+    plan = rotation.plan_rotation(rollout, old, new)
+    state_dir = env.get("TSEGOSSIP_STATE_DIR") or None
+    stacks: list[Any] = []
+    previous = None
+    for stage in plan.stages:
+        previous = RotationStack(app, stage.stack, RotationStackProps(plan=plan, stage=stage, previous=previous,
+                                                                      state_dir=state_dir))
+        stacks.append(previous)
     return stacks
 
 

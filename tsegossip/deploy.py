@@ -194,3 +194,60 @@ def deploy_steps(plan: Plan, spec_path: Path, key: GossipKey, workdir: Path, sta
 
 def _indent(text: str) -> str:
     return "\n".join("   " + l for l in text.splitlines())
+
+
+def rotation_done(plan, timeout: float = 3.0) -> int:
+    """How many forward stages of a rotation the live keyring shows done (0-4). configs leaves no trace in the
+    keyring: once `use` is done it counts as not yet done (delivering the fragments again is harmless)."""
+    from . import observe
+    from .rotation import KeyName
+
+    r = plan.rollout
+    ring = observe.keyring(r.servers.http_addr, check.access_of(r), timeout=timeout)
+    if ring.error:
+        raise DeployError(f"servers.http_addr: {r.servers.http_addr}: cannot list the keyring ({ring.error}); "
+                          "nothing was deployed")
+    old, new = plan.fingerprint(KeyName.OLD), plan.fingerprint(KeyName.NEW)
+    if ring.primary_everywhere(new) and ring.held_nowhere(old):
+        return 4
+    if ring.primary_everywhere(new):
+        return 2
+    if ring.holds_everywhere(new) and ring.primary_everywhere(old):
+        return 1
+    return 0
+
+
+def deploy_rotation(plan, spec_path: Path, workdir: Path, stacks: list[str] | None = None,
+                    out: TextIO = sys.stdout) -> list[StepResult]:
+    """Deploy a rotation's stages (default: those the live keyring does not show done), one `cdktf deploy`
+    each, the keyring listed after each; stop at the first failure."""
+    from . import observe
+
+    r = plan.rollout
+    if stacks:
+        wanted = [plan.stage(s) for s in stacks]
+    else:
+        done = rotation_done(plan)
+        wanted = list(plan.stages[done:])
+        if done:
+            print(f"resuming: the live keyring shows {', '.join(s.stack for s in plan.stages[:done])} done",
+                  file=out, flush=True)
+        if not wanted:
+            print("nothing to do: every rotation stage is already done (the new key is every member's primary "
+                  "and the old one is gone)", file=out, flush=True)
+            return []
+    results = []
+    for n, stage in enumerate(wanted, 1):
+        print(f"== step {n}/{len(wanted)}: cdktf deploy {stage.stack} ({stage.does(plan.name)})", file=out, flush=True)
+        t0 = time.monotonic()
+        proc = run_cdktf("deploy", [stage.stack], spec_path, workdir, out)
+        took = time.monotonic() - t0
+        if proc.returncode != 0:
+            raise DeployError(f"cdktf deploy {stage.stack} failed (exit {proc.returncode}) after {took:.0f}s; the "
+                              f"keyring is where the stage stopped (each change is safe to repeat); rerun to resume. "
+                              f"Last output:\n{_tail(proc.stdout)}")
+        print(f"   deployed {stage.stack} in {took:.1f}s", file=out, flush=True)
+        ring = observe.keyring(r.servers.http_addr, check.access_of(r))
+        print(f"   keyring: {ring.describe()}", file=out, flush=True)
+        results.append(StepResult(stage.stack, took, True))
+    return results

@@ -91,6 +91,11 @@ _NODES = (
     _a("observed", Kind.MAP_STRING, "Node name → phase observed live at the last read or apply.", computed=True),
     _a("stragglers", Kind.MAP_STRING,
        "Node name → why it was not moved (down when the step ran, down_nodes = skip).", computed=True),
+    _a("rewrite", Kind.BOOL,
+       "A key rotation's configs stage: deliver every node's fragment again (key_env now names the new key) and "
+       "restart nothing: the keyring already holds and uses the key, the fragment is for the agent's next start "
+       "without its keyring file. phase and from_phase are the phase every agent runs. Default: false.",
+       optional=True),
 )
 
 SERVER_PARAMS = (
@@ -149,8 +154,53 @@ PHASE_GATE = (
     _a("verdict", Kind.STRING, "What the last check found.", computed=True),
 )
 
+KEYRING = (
+    _a("id", Kind.STRING, "Stable id: <rollout>/<stack>/keyring.", computed=True),
+    _a("rollout", Kind.STRING, "The rollout spec's name.", required=True, requires_replace=True),
+    _a("stack", Kind.STRING, "The stack (rotation stage) this keyring change belongs to.", required=True,
+       requires_replace=True),
+    _a("previous_stack", Kind.STRING, "The stage to deploy first when the keyring is not where this one starts.",
+       optional=True),
+    _a("operation", Kind.STRING,
+       "`install` (POST /v1/operator/keyring), `use` (PUT: make it every member's primary) or `remove` (DELETE).",
+       required=True, requires_replace=True),
+    _a("key_env", Kind.STRING,
+       "Environment variable holding the key the call names, at apply time. The key never enters configuration "
+       "or state.", required=True),
+    _a("key_fingerprint", Kind.STRING,
+       "sha256 fingerprint (12 hex digits) of that key, as planned; apply refuses another key. A new fingerprint "
+       "is a new rotation: the resource is replaced, never read as already done.", required=True,
+       requires_replace=True),
+    _a("held_before", Kind.STRING,
+       "Comma-separated fingerprints every member must hold before the call (Keys[k] == NumNodes).", optional=True),
+    _a("primary_before", Kind.STRING, "The fingerprint every member must use as primary before the call.",
+       optional=True),
+    _a("held_after", Kind.STRING, "Comma-separated fingerprints every member holds once the stage is done.",
+       optional=True),
+    _a("primary_after", Kind.STRING, "The fingerprint every member uses as primary once the stage is done.",
+       optional=True),
+    _a("absent_after", Kind.STRING, "Comma-separated fingerprints no member holds once the stage is done.",
+       optional=True),
+    _a("http_addr", Kind.STRING, "The Consul HTTP API the change is sent to and the keyring is listed through "
+       "(that agent fans it out over gossip).", required=True),
+    _a("members", Kind.MAP_STRING,
+       "Node name → HTTP API address of every listed node: each must be an alive member before the call (a "
+       "member down during a key change comes back with the old keyring only).", required=True),
+    _a("token_env", Kind.STRING, "Environment variable with the Consul ACL token (keyring = \"write\").",
+       optional=True),
+    _a("cacert_env", Kind.STRING, "Environment variable with the CA file path.", optional=True),
+    _a("client_cert_env", Kind.STRING, "Environment variable with the client cert path.", optional=True),
+    _a("client_key_env", Kind.STRING, "Environment variable with the client key path.", optional=True),
+    _a("timeout_seconds", Kind.NUMBER, "How long to wait for every member to show the change. Default: the rollout "
+       "schema's timeouts.batch_seconds.", optional=True),
+    _a("poll_seconds", Kind.NUMBER, "Interval between keyring listings. Default: timeouts.poll_seconds.",
+       optional=True),
+    _a("verdict", Kind.STRING, "What the stage found and did, keys by fingerprint.", computed=True),
+)
+
 RESOURCES: dict[str, tuple[Attribute, ...]] = {
     "tsegossip_server_params": SERVER_PARAMS,
     "tsegossip_client_config": CLIENT_CONFIG,
     "tsegossip_phase_gate": PHASE_GATE,
+    "tsegossip_keyring": KEYRING,
 }

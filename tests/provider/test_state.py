@@ -9,9 +9,9 @@ from tf.types import Unknown
 
 from tsegossip import schemas
 from tsegossip.resource_schema import RESOURCES
-from tsegossip.provider.state import GATE_TIMEOUT, ClientConfigState, GateState, NodesState, ServerParamsState
+from tsegossip.provider.state import GATE_TIMEOUT, ClientConfigState, GateState, NodesState, ServerParamsState, KeyringState
 
-STATES = {s.TYPE: s for s in (ServerParamsState, ClientConfigState, GateState)}
+STATES = {s.TYPE: s for s in (ServerParamsState, ClientConfigState, GateState, KeyringState)}
 
 
 @pytest.mark.parametrize("type_name", sorted(RESOURCES))

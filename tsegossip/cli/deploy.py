@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from . import live
-from ..keys import GossipKey, InvalidKey, key_for_plan
+from ..keys import GossipKey, InvalidKey, KeyShown, key_for_plan, rotation_key_for_plan
 
 
 def register(sub) -> None:
@@ -102,6 +102,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from .. import deploy, planner, spec  # on use: keeps `lab restart` light (see tsegossip.cli)
 
     rollout = spec.load(args.spec)
+    if rollout.rotates:
+        return _deploy_rotation(args, rollout)
     key = _key(rollout)
     plan = planner.plan(rollout)
     if not plan.steps:
@@ -118,6 +120,24 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     with live.output(sys.stdout, plain=args.plain or args.interactive) as out:  # the TSE prompt needs the tty
         deploy.deploy_steps(plan, Path(args.spec), key, Path(args.workdir).resolve(), stacks,
                             check_after=not args.no_check, out=out)
+    return 0
+
+
+def _deploy_rotation(args: argparse.Namespace, rollout) -> int:
+    """A key rotation's stages with cdktf deploy; both keys needed (the old one for remove and the gates)."""
+    from .. import deploy, rotation
+
+    old = _key(rollout)
+    try:
+        _, new = rotation_key_for_plan(rollout.rotate_to_env, rollout.rotate_to_fingerprint,
+                                       KeyShown(rollout.key_env, old.fingerprint, old.redacted, "environment"),
+                                       required=True)
+    except InvalidKey as err:
+        raise UserError(f"rotate_to_env: {err}; nothing was deployed") from None
+    plan = rotation.plan_rotation(rollout, KeyShown(rollout.key_env, old.fingerprint, old.redacted, "environment"),
+                                  new)
+    with live.output(sys.stdout, plain=args.plain or args.interactive) as out:
+        deploy.deploy_rotation(plan, Path(args.spec), Path(args.workdir).resolve(), args.stack, out=out)
     return 0
 
 

@@ -19,6 +19,7 @@ _EXPORTS = {
     "GossipClientConfig": "gossip", "GossipServerParams": "gossip", "PhaseGate": "gossip",
     "PhaseStack": "gossip", "PhaseStackProps": "gossip",
     "RepairStack": "repair", "RepairStackProps": "repair",
+    "KeyringResource": "bindings", "RotationStack": "rotation", "RotationStackProps": "rotation",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -301,8 +301,14 @@ class PhaseGateResource(TsegossipResource):
     TYPE = "tsegossip_phase_gate"
 
 
+class KeyringResource(TsegossipResource):
+    """tsegossip_keyring: one keyring change of a key rotation (install, use, remove), proven on the live keyring."""
+
+    TYPE = "tsegossip_keyring"
+
+
 BINDINGS: dict[str, type[TsegossipResource]] = {
-    cls.TYPE: cls for cls in (ServerParamsResource, ClientConfigResource, PhaseGateResource)
+    cls.TYPE: cls for cls in (ServerParamsResource, ClientConfigResource, PhaseGateResource, KeyringResource)
 }
 
 

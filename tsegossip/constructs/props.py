@@ -207,6 +207,9 @@ class GossipServerParamsProps(_Common):
     """Self-managed: how each fragment reaches its server's host. default: local (on the runner)."""
     down_nodes: str = "refuse"
     """Self-managed: refuse (default) or skip a server that is down when the step starts."""
+    rewrite: bool = False
+    """default: false; true for a key rotation's configs stage: every fragment delivered again with the key in
+    key_env, nothing restarted (phase and from_phase the same keyed phase)."""
     poll_seconds: float | None = None
     """default: the provider's (1 s)."""
 
@@ -239,6 +242,7 @@ class GossipServerParamsProps(_Common):
             "phase": self.phase.value,
             "from_phase": self.from_phase.value,
             "allow_jump": True if self.allow_jump else None,
+            "rewrite": True if self.rewrite else None,
             "instance_id": self.instance_id,
             "region": self.region,
             "nodes": self.nodes or None,
@@ -277,6 +281,9 @@ class GossipClientConfigProps(_Common):
     repair: bool = False
     """default: false; true for a repair of stragglers (tsegossip/repairplan.py): the nodes may skip phases,
     each going straight to its group's phase (a straggler two phases away is already apart from the cluster)."""
+    rewrite: bool = False
+    """default: false; true for a key rotation's configs stage: every fragment delivered again with the key in
+    key_env, nothing restarted (phase and from_phase the same keyed phase)."""
     poll_seconds: float | None = None
     """default: the provider's (1 s)."""
 
@@ -311,6 +318,7 @@ class GossipClientConfigProps(_Common):
             "batch_size": self.batch_size,
             "joining": True if self.joining else None,
             "allow_jump": True if self.repair else None,
+            "rewrite": True if self.rewrite else None,
             "nodes": self.nodes,
             "config_path": self.config_path,
             "restart_command": self.restart_command,

@@ -24,10 +24,11 @@ from tf.utils import Diagnostics
 from ..phases import Phase
 from ..resource_schema import RESOURCES
 from .gate import check_gate
+from .keyring_stage import run_keyring_stage
 from .live import refresh
 from .rollout import roll_nodes
 from .schema import schema_for
-from .state import ClientConfigState, GateState, NodesState, ServerParamsState
+from .state import ClientConfigState, GateState, KeyringState, NodesState, ServerParamsState
 from .tse_servers import roll_tse
 from .world import World
 
@@ -160,4 +161,32 @@ class PhaseGate(_Base):
         return current
 
 
-ALL = [ServerParams, ClientConfig, PhaseGate]
+class Keyring(_Base):
+    """tsegossip_keyring: one keyring change of a key rotation (install, use, remove), proven on the live keyring."""
+
+    TYPE = "tsegossip_keyring"
+
+    def _run(self, diags: Diagnostics, planned: dict) -> Optional[dict]:
+        new = run_keyring_stage(KeyringState.from_dict(planned), self.world, diags)
+        return new.to_dict() if new is not None else None
+
+    def create(self, ctx: CreateContext, planned: dict) -> Optional[dict]:
+        return self._run(ctx.diagnostics, planned)
+
+    def update(self, ctx: UpdateContext, current: dict, planned: dict) -> Optional[dict]:
+        new = self._run(ctx.diagnostics, planned)
+        return new if new is not None else current
+
+    def read(self, ctx: ReadContext, current: dict) -> Optional[dict]:
+        # A stage records a change made at apply time; the next stage moves the keyring on, which is
+        # not drift of this one.
+        return current
+
+    def delete(self, ctx: DeleteContext, current: dict):
+        ctx.diagnostics.add_warning(
+            f"tsegossip_keyring {current.get('id')} forgotten; the keyring is left as it is",
+            "tsegossip never changes a keyring on destroy. To go back before remove, deploy the rotation's undo stages.")
+        return None
+
+
+ALL = [ServerParams, ClientConfig, PhaseGate, Keyring]

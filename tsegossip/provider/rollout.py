@@ -78,6 +78,8 @@ def roll_nodes(state: NodesState, world: World, diags: Diagnostics) -> NodesStat
 
     view = world.observe(state.http_addr, nodes, state.access, with_keyring=False)
     labels = view.phases()
+    if state.rewrite:
+        return _rewrite_fragments(state, world, diags, key, source, target, labels)
     pending = pending_nodes(nodes, labels, target)
     stragglers = down_nodes_skipped(state, view, pending, target) if state.skips_down_nodes else {}
     if stragglers:
@@ -124,6 +126,58 @@ def roll_nodes(state: NodesState, world: World, diags: Diagnostics) -> NodesStat
     world.progress(f"{who}: done, {len(nodes) - len(stragglers)} node(s) in {target}"
                    + (f", {len(stragglers)} straggler(s) down" if stragglers else ""))
     return state.moved(final.phases(), stragglers)
+
+
+def _rewrite_fragments(state: NodesState, world: World, diags: Diagnostics, key, source: Phase, target: Phase,
+                       labels: Mapping[str, str]) -> NodesState:
+    """A key rotation's configs stage: every node's fragment delivered again with the key in key_env (the new
+    one), nothing restarted. The keyring already holds and uses that key (checked first); the fragment is what
+    an agent that starts without its keyring file will use, so it must not keep the old key."""
+    who = state.who
+    if source is not target or not target.has_key:
+        refuse(diags, f"rewrite of {who} needs one keyed phase",
+               f"rewrite delivers the fragments again without a restart: phase and from_phase must be the same "
+               f"keyed phase (got {source} -> {target}). Nothing was changed.", ["rewrite"])
+    nodes = state.node_addresses
+    refusals.keyring_holds_key(state, world, diags, key, nodes)
+    names = sorted(nodes)
+    size = state.nodes_per_batch
+    batches = [names[i:i + size] for i in range(0, len(names), size)]
+    how = refusals.delivery(state, diags)
+    targets = _targets(state, diags, names)
+    ctx = dl.Context(secrets=[key.reveal()], hide_env=[state.key_env or ""], environ=world.environ,
+                     write_fragment=world.write_fragment, run_command=world.run_command, progress=world.progress)
+    doc = fragment(target, key, reveal=True)
+    with world.open_delivery(how, ctx) as session:
+        world.progress(f"{who}: {len(names)} node(s) to move {target} -> {target} in {len(batches)} batch(es), "
+                       f"delivery {how.where()}; fragments only (key {key.fingerprint}), no restart")
+        try:
+            session.preflight([targets[n] for n in names])
+        except dl.DeliveryFailed as err:
+            refuse(diags, f"Rewrite of {who} refused before any change", f"{err}. No node was written to.",
+                   [err.field])
+        for i, batch in enumerate(batches, 1):
+            t0 = world.clock()
+            world.progress(f"{who}: batch {i}/{len(batches)}: {', '.join(batch)} -> {target}")
+
+            def write(name: str) -> dl.Outcome:
+                try:
+                    session.write(targets[name], doc, state.timeout)
+                except dl.DeliveryFailed as err:
+                    return dl.Outcome(name, session.host_of(targets[name]), str(err), err.field)
+                return dl.Outcome(name, session.host_of(targets[name]))
+
+            with ThreadPoolExecutor(max_workers=len(batch)) as pool:
+                outcomes = list(pool.map(write, batch))
+            failed = [o for o in outcomes if o.failure]
+            if failed:
+                _stop(diags, state, ", ".join(o.node for o in failed),
+                      "; ".join(f"{o.node} on {o.host}: {o.failure}" for o in failed), batches, i,
+                      path=[failed[0].field], done_in_batch=[o.node for o in outcomes if not o.failure])
+            world.progress(f"{who}: batch {i}/{len(batches)} written in {target} after {world.clock() - t0:.2f}s "
+                           "(fragments read back, no restart)")
+    world.progress(f"{who}: done, {len(names)} node(s) in {target}; every fragment carries key {key.fingerprint}")
+    return state.moved(labels)
 
 
 DOWN = ("failed", "left", "absent")

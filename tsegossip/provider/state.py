@@ -112,6 +112,7 @@ class NodesState(_State):
     down_nodes: str | None = None       # refuse (None) | skip
     observed: Mapping[str, str] | None = None
     stragglers: Mapping[str, str] | None = None
+    rewrite: bool | None = None         # a rotation's configs stage: deliver every fragment, restart nothing
 
     @property
     def who(self) -> str:
@@ -221,4 +222,68 @@ class GateState(_State):
         return _seconds(self.timeout_seconds, GATE_TIMEOUT)
 
     def passed(self, verdict: str) -> GateState:
+        return replace(self, id=self.resource_id, verdict=verdict)
+
+
+@dataclass(frozen=True)
+class KeyringState(_State):
+    """tsegossip_keyring: one keyring change of a rotation stage, and what makes the stage done."""
+
+    TYPE: ClassVar[str] = "tsegossip_keyring"
+
+    id: str | None = None
+    rollout: str | None = None
+    stack: str | None = None
+    previous_stack: str | None = None
+    operation: str | None = None
+    key_env: str | None = None
+    key_fingerprint: str | None = None
+    held_before: str | None = None
+    primary_before: str | None = None
+    held_after: str | None = None
+    primary_after: str | None = None
+    absent_after: str | None = None
+    http_addr: str | None = None
+    members: Mapping[str, str] | None = None
+    token_env: str | None = None
+    cacert_env: str | None = None
+    client_cert_env: str | None = None
+    client_key_env: str | None = None
+    timeout_seconds: float | None = None
+    poll_seconds: float | None = None
+    verdict: str | None = None
+
+    @property
+    def resource_id(self) -> str:
+        return f"{self.rollout}/{self.stack}/keyring"
+
+    @property
+    def who(self) -> str:
+        return f"keyring ({self.rollout}/{self.stack})"
+
+    @property
+    def timeout(self) -> float:
+        return _seconds(self.timeout_seconds, batch_timeout())
+
+    @property
+    def poll(self) -> float:
+        return _seconds(self.poll_seconds, poll_interval())
+
+    @staticmethod
+    def _list(text: str | None) -> tuple[str, ...]:
+        return tuple(f for f in (text or "").split(",") if f)
+
+    @property
+    def conditions_before(self) -> tuple[tuple[str, str], ...]:
+        """(want, fingerprint) pairs: want is installed | primary (observe.keyrings.WANTS)."""
+        return tuple([("installed", f) for f in self._list(self.held_before)]
+                     + [("primary", f) for f in self._list(self.primary_before)])
+
+    @property
+    def conditions_after(self) -> tuple[tuple[str, str], ...]:
+        return tuple([("installed", f) for f in self._list(self.held_after)]
+                     + [("primary", f) for f in self._list(self.primary_after)]
+                     + [("removed", f) for f in self._list(self.absent_after)])
+
+    def done(self, verdict: str) -> KeyringState:
         return replace(self, id=self.resource_id, verdict=verdict)

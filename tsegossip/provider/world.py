@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, TypeVar
 
 from .. import observe as obs
-from ..backends import commands, delivery, files, tse
+from ..backends import commands, delivery, files, keyring, tse
 from ..waiting import Waited, wait_until
 from .progress import Progress
 
@@ -34,6 +34,16 @@ def ask_on_terminal(prompt: str) -> str | None:
         return None
 
 
+def change_keyring(operation: str, http_addr: str, access: obs.Access, key) -> keyring.KeyringChange:
+    """A keyring change (install | use | remove): one python-consul2 call from the runner to the agent at
+    http_addr, which fans it out over the LAN pool."""
+    from ..observe.client import describe_failure
+
+    agent = keyring.KeyringAgent(http_addr, obs.client_for(http_addr, access, keyring.KEYRING_CALL_TIMEOUT),
+                                 describe=lambda err: describe_failure(http_addr, err, access))
+    return {"install": keyring.install, "use": keyring.use, "remove": keyring.remove}[operation](agent, key)
+
+
 @dataclass
 class World:
     environ: Mapping[str, str]
@@ -48,6 +58,7 @@ class World:
     open_delivery: Callable[..., delivery.Session] = delivery.open_session
     describe_tse: Callable[[str, str], tse.InstanceStatus] | None = None
     ask: Callable[[str], str | None] = ask_on_terminal
+    change_keyring: Callable[..., keyring.KeyringChange] = change_keyring
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
 

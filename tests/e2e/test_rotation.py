@@ -1,0 +1,136 @@
+"""A key rotation through `cdktf deploy`, stack by stack, on real Consul agents, with a membership probe:
+install, use, configs, remove; then a new agent with the new config joins, one with the old config is cut off."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import KEY_ENV, Out, Probe, lab_up, make_spec
+from tsegossip import deploy, lab, rotation, spec
+from tsegossip.keys import GossipKey, key_for_plan, rotation_key_for_plan
+from tsegossip.observe import keyring
+
+pytestmark = pytest.mark.usefixtures("cdktf_ready")
+NEW_ENV = "TSEGOSSIP_NEW_KEY"
+
+
+def enforced(key: GossipKey) -> dict:
+    return lab.phase_fragment("enforced", key.reveal())
+
+
+@pytest.mark.timeout(420)
+def test_rotation_stage_by_stage_through_cdktf_deploy(tmp_path, lab_binary, key, rollout_name, monkeypatch):
+    new = GossipKey.generate()
+    monkeypatch.setenv(NEW_ENV, new.reveal())
+    work = tmp_path / "deploy"
+    with lab_up(tmp_path, lab_binary, servers=3, clients=4, groups=2,
+                initial_fragments={"servers": enforced(key), "clients": enforced(key)}) as c:
+        spec_path = tmp_path / "spec.json"
+        doc = make_spec(c, spec_path, rollout_name, servers_phase="enforced", clients_phase="enforced")
+        doc["rotate_to_env"] = NEW_ENV
+        spec_path.write_text(json.dumps(doc, indent=2))
+        rollout = spec.load(spec_path)
+        _, old_shown = key_for_plan(rollout.key_env, None)
+        _, new_shown = rotation_key_for_plan(NEW_ENV, None, old_shown)
+        plan = rotation.plan_rotation(rollout, old_shown, new_shown)
+        s1 = c.node("server-1")
+        out = Out()
+        with Probe(c) as probe:
+            for stage in plan.stages:
+                proc = deploy.run_cdktf("deploy", [stage.stack], spec_path, work, out)
+                assert proc.returncode == 0, proc.stdout[-4000:]
+                ring = keyring(s1.http_addr)
+                if stage.kind is rotation.StageKind.INSTALL:
+                    assert ring.holds_everywhere(new.fingerprint) and ring.primary_everywhere(key.fingerprint)
+                elif stage.kind is rotation.StageKind.USE:
+                    assert ring.primary_everywhere(new.fingerprint) and ring.holds_everywhere(key.fingerprint)
+                elif stage.kind is rotation.StageKind.CONFIGS:
+                    for n in c.nodes:  # every fragment carries the new key; no agent restarted
+                        frag = json.loads(Path(n.config_path).read_text())
+                        assert frag["encrypt"] == new.reveal() and frag["encrypt_verify_incoming"] is True
+                else:
+                    assert ring.primary_everywhere(new.fingerprint) and ring.held_nowhere(key.fingerprint), \
+                        ring.describe()
+        assert probe.samples > 20 and probe.failed == [], probe.failed  # no member ever failed: nothing restarted
+        log = (work / "progress.log").read_text()
+        assert f"install key {new.fingerprint}" in log and f"remove key {key.fingerprint}" in log
+        for text in (log, proc.stdout, *(p.read_text() for p in work.rglob("*.tfstate"))):
+            assert new.reveal() not in text and key.reveal() not in text
+
+        # a finished stage deployed again is no change (its state records the change; nothing is called)
+        again = deploy.run_cdktf("deploy", [plan.stages[0].stack], spec_path, work, out)
+        assert again.returncode == 0, again.stdout[-3000:]
+
+        # an agent started from the configs alone (no keyring file) joins with the new key
+        web1 = c.node("web-1")
+        lab.stop(c, "web-1")
+        Path(web1.keyring_path).unlink()
+        lab.start(c, "web-1", timeout=30)
+        lab.wait_converged(c, timeout=30)
+        assert keyring(s1.http_addr).holds_everywhere(new.fingerprint)
+
+        # one started with the old config after remove is cut off: the cluster does not count it
+        api1 = c.node("api-1")
+        lab.stop(c, "api-1")
+        Path(api1.keyring_path).unlink()
+        Path(api1.config_path).write_text(json.dumps(enforced(key)))
+        lab.start(c, "api-1", timeout=20, wait_join=False)
+        with pytest.raises(Exception):
+            lab.wait_converged(c, timeout=8)
+        checked = deploy_check(spec_path)
+        assert checked.returncode == 1 and "api-1" in checked.stdout
+
+
+def deploy_check(spec_path: Path):
+    import subprocess
+
+    from tests.e2e.helpers import tsegossip_cmd
+
+    return subprocess.run([tsegossip_cmd(), "check", str(spec_path), "--today"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ})
+
+
+@pytest.mark.timeout(420)
+def test_tsegossip_deploy_resumes_a_rotation_from_the_live_keyring(tmp_path, lab_binary, key, rollout_name,
+                                                                  monkeypatch):
+    import subprocess
+
+    from tests.e2e.helpers import tsegossip_cmd
+
+    new = GossipKey.generate()
+    monkeypatch.setenv(NEW_ENV, new.reveal())
+    work = tmp_path / "deploy"
+    with lab_up(tmp_path, lab_binary, servers=3, clients=2, groups=1,
+                initial_fragments={"servers": enforced(key), "clients": enforced(key)}) as c:
+        spec_path = tmp_path / "spec.json"
+        doc = make_spec(c, spec_path, rollout_name, servers_phase="enforced", clients_phase="enforced")
+        doc.update(rotate_to_env=NEW_ENV, key_fingerprint=key.fingerprint, rotate_to_fingerprint=new.fingerprint)
+        spec_path.write_text(json.dumps(doc, indent=2))
+        install = f"{rollout_name}-rotate-1-install"
+        first = deploy.run_cdktf("deploy", [install], spec_path, work, Out())
+        assert first.returncode == 0, first.stdout[-3000:]
+
+        def run(*args):
+            return subprocess.run([tsegossip_cmd(), *map(str, args)], capture_output=True, text=True, timeout=300)
+
+        r = run("deploy", spec_path, "--workdir", work)
+        assert r.returncode == 0, r.stdout[-4000:] + r.stderr
+        assert f"resuming: the live keyring shows {install} done" in r.stdout
+        assert f"== step 1/3: cdktf deploy {rollout_name}-rotate-2-use" in r.stdout
+        assert f"== step 3/3: cdktf deploy {rollout_name}-rotate-4-remove" in r.stdout
+        ring = keyring(c.node("server-1").http_addr)
+        assert ring.primary_everywhere(new.fingerprint) and ring.held_nowhere(key.fingerprint)
+        again = run("deploy", spec_path, "--workdir", work)
+        assert again.returncode == 0 and "nothing to do: every rotation stage is already done" in again.stdout
+        assert new.reveal() not in r.stdout + r.stderr + again.stdout and key.reveal() not in r.stdout + r.stderr
+
+        # bad input: the new key variable unset is refused before anything, naming it, never a value
+        monkeypatch.delenv(NEW_ENV)
+        unset = run("deploy", spec_path, "--workdir", work)
+        assert unset.returncode == 1
+        assert f"rotate_to_env: environment variable {NEW_ENV} (named by rotate_to_env) is not set" in unset.stderr
+        assert "nothing was deployed" in unset.stderr and "cdktf deploy" not in unset.stdout

@@ -1,0 +1,160 @@
+"""tsegossip_keyring: one keyring change of a rotation, refused before the call or proven after it."""
+
+from __future__ import annotations
+
+from tf.iface import CreateContext
+from tf.types import Unknown
+
+from tests.provider.tfwire import ctx, errors
+from tests.support import OTHER_KEY, TEST_KEY
+from tsegossip.backends import keyring as kr
+from tsegossip.keys import GossipKey
+from tsegossip.observe import KeyringView, Ring
+from tsegossip.provider.resources import Keyring
+from tsegossip.provider.world import World
+
+OLD, NEW = GossipKey(TEST_KEY), GossipKey(OTHER_KEY)
+NODES = {"server-1": "http://s1:8500", "web-1": "http://w1:8500", "web-2": "http://w2:8500"}
+
+
+class Cluster:
+    """Three members and their keyring; a change applies to `hearing` of them (all by default)."""
+
+    def __init__(self) -> None:
+        self.held = {n: [OLD.fingerprint] for n in NODES}
+        self.primary = {n: OLD.fingerprint for n in NODES}
+        self.status = {n: "alive" for n in NODES}
+        self.calls: list[tuple[str, str]] = []
+        self.hearing = set(NODES)
+        self.now = 0.0
+
+    def view(self, *a, **k) -> KeyringView:
+        keys: dict[str, int] = {}
+        prim: dict[str, int] = {}
+        for n in NODES:
+            for f in self.held[n]:
+                keys[f] = keys.get(f, 0) + 1
+            prim[self.primary[n]] = prim.get(self.primary[n], 0) + 1
+        return KeyringView((Ring(False, "dc1", "", keys, prim, len(NODES)),))
+
+    def change(self, op: str, addr: str, access, key: GossipKey) -> kr.KeyringChange:
+        self.calls.append((op, key.fingerprint))
+        fp = key.fingerprint
+        for n in sorted(self.hearing):
+            if op == "install" and fp not in self.held[n]:
+                self.held[n].append(fp)
+            elif op == "use":
+                if fp not in self.held[n]:
+                    raise kr.KeyringCallFailed(op, fp, addr, "refused", kr.KeyringReply(
+                        500, failed=3, node_messages={n: "Requested key is not in the keyring"}))
+                self.primary[n] = fp
+            elif op == "remove":
+                self.held[n] = [f for f in self.held[n] if f != fp]
+        self.hearing = set(NODES)
+        return kr.KeyringChange(op, fp, addr, 200, 0.01)
+
+    def world(self, env: dict[str, str]) -> World:
+        def sleep(s: float) -> None:
+            self.now += s
+        return World(environ=env, members=lambda *a, **k: dict(self.status), keyring=self.view,
+                     change_keyring=self.change, progress=lambda line: None, sleep=sleep, clock=lambda: self.now)
+
+
+def state(op: str, key: GossipKey, **kw) -> dict:
+    base = {"id": Unknown, "rollout": "lab", "stack": f"lab-rotate-1-{op}", "previous_stack": None,
+            "operation": op, "key_env": "NEW", "key_fingerprint": key.fingerprint,
+            "held_before": OLD.fingerprint, "primary_before": OLD.fingerprint,
+            "held_after": f"{OLD.fingerprint},{NEW.fingerprint}", "primary_after": OLD.fingerprint,
+            "absent_after": None, "http_addr": "http://s1:8500", "members": dict(NODES),
+            "token_env": None, "cacert_env": None, "client_cert_env": None, "client_key_env": None,
+            "timeout_seconds": 6, "poll_seconds": 1, "verdict": Unknown}
+    base.update(kw)
+    return base
+
+
+ENV = {"NEW": NEW.reveal(), "OLD": OLD.reveal()}
+
+
+def test_install_is_proven_on_every_member():
+    cluster = Cluster()
+    c = ctx(CreateContext)
+    out = Keyring(world=cluster.world(ENV)).create(c, state("install", NEW))
+    assert not errors(c), c.diagnostics
+    assert cluster.calls == [("install", NEW.fingerprint)]
+    assert out["id"] == "lab/lab-rotate-1-install/keyring" and out["verdict"].startswith(f"install {NEW.fingerprint}: done")
+    assert NEW.reveal() not in str(out)
+
+
+def test_a_member_that_missed_the_change_is_asked_again():
+    cluster = Cluster()
+    cluster.hearing = {"server-1", "web-1"}  # web-2 misses the first query, answers the second
+    c = ctx(CreateContext)
+    assert Keyring(world=cluster.world(ENV)).create(c, state("install", NEW)) is not None, c.diagnostics
+    assert cluster.calls == [("install", NEW.fingerprint)] * 2
+
+
+def test_a_stage_done_on_the_live_keyring_makes_no_call():
+    cluster = Cluster()
+    for n in NODES:
+        cluster.held[n].append(NEW.fingerprint)
+    c = ctx(CreateContext)
+    out = Keyring(world=cluster.world(ENV)).create(c, state("install", NEW))
+    assert out["verdict"].startswith("already done") and cluster.calls == []
+
+
+def test_fails_member_down_before_any_call():
+    cluster = Cluster()
+    cluster.status["web-2"] = "failed"
+    c = ctx(CreateContext)
+    assert Keyring(world=cluster.world(ENV)).create(c, state("install", NEW)) is None
+    (err,) = errors(c)
+    assert "web-2: member failed" in err.detail and "consul#719" in err.detail and err.path == ["members"]
+    assert cluster.calls == []
+
+
+def test_fails_keyring_not_where_the_stage_starts_naming_the_previous_stack():
+    cluster = Cluster()
+    c = ctx(CreateContext)
+    s = state("remove", OLD, key_env="OLD", stack="lab-rotate-4-remove", previous_stack="lab-rotate-3-configs",
+              held_before=NEW.fingerprint, primary_before=NEW.fingerprint, held_after=NEW.fingerprint,
+              primary_after=NEW.fingerprint, absent_after=OLD.fingerprint)
+    assert Keyring(world=cluster.world(ENV)).create(c, s) is None
+    (err,) = errors(c)
+    assert err.summary == "keyring (lab/lab-rotate-4-remove): the keyring is not where stack lab-rotate-4-remove starts"
+    assert f"key sha256:{NEW.fingerprint} is installed on 0 of 3 members" in err.detail
+    assert "Deploy lab-rotate-3-configs first; nothing was changed." in err.detail
+    assert cluster.calls == [] and OLD.reveal() not in err.detail
+
+
+def test_fails_another_key_than_planned_and_unknown_fingerprints():
+    cluster = Cluster()
+    for fp, summary in ((GossipKey.generate().fingerprint, "The gossip key does not match the plan"),
+                        ("unknown", "This configuration was synthesized without the gossip key")):
+        c = ctx(CreateContext)
+        assert Keyring(world=cluster.world(ENV)).create(c, state("install", NEW, key_fingerprint=fp)) is None
+        assert errors(c)[0].summary == summary
+    assert cluster.calls == []
+
+
+def test_fails_use_while_a_member_lacks_the_new_key():
+    cluster = Cluster()
+    c = ctx(CreateContext)
+    s = state("use", NEW, held_before=f"{OLD.fingerprint},{NEW.fingerprint}", held_after=None,
+              primary_after=NEW.fingerprint)
+    for n in NODES:  # install reached every member but web-1
+        cluster.held[n].append(NEW.fingerprint)
+    cluster.held["web-1"].remove(NEW.fingerprint)
+    assert Keyring(world=cluster.world(ENV)).create(c, s) is None
+    (err,) = errors(c)
+    assert "is installed on 2 of 3 members" in err.detail  # refused before the call: PUT would split web-1 off
+    assert cluster.calls == []
+
+
+def test_fails_after_the_attempts_with_the_shortfall():
+    cluster = Cluster()
+    cluster.change = lambda op, addr, access, key: kr.KeyringChange(op, key.fingerprint, addr, 200, 0.01)  # nobody hears
+    c = ctx(CreateContext)
+    assert Keyring(world=cluster.world(ENV)).create(c, state("install", NEW)) is None
+    (err,) = errors(c)
+    assert err.summary == f"keyring (lab/lab-rotate-1-install): install of key {NEW.fingerprint} did not reach every member"
+    assert "After 3 calls" in err.detail and f"key sha256:{NEW.fingerprint} is installed on 0 of 3" in err.detail

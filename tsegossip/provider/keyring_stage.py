@@ -1,0 +1,108 @@
+"""A key rotation's keyring stage (install, use or remove), carried out and proven on the live keyring.
+
+The runner sends one keyring change to the agent at http_addr (python-consul2; that agent fans it out
+over the LAN pool as a serf query) and lists the keyring through it until every member shows the
+change. Before the call: the key in key_env must be the planned one, every listed node an alive
+member (one down during the change comes back with the old keyring only: consul#719), and the
+keyring where the previous stage leaves it. A stage already done on the live keyring (a rerun after
+a failure, or after someone ran the call by hand) makes no call at all.
+"""
+
+from __future__ import annotations
+
+from tf.utils import Diagnostics
+
+from .. import observe as obs
+from ..backends import keyring as kr
+from ..observe.keyrings import shortfall
+from . import refusals
+from .refusals import refuse
+from .state import KeyringState
+from .world import World
+
+OPERATIONS = ("install", "use", "remove")
+CALL_ATTEMPTS = 3
+FIRST_LOOK = 0.2   # a change reaches a LAN pool of tens of agents in well under a second (measured 0.03-0.4 s)
+
+
+def _met(view: obs.KeyringView, want: str, fp: str) -> bool:
+    if want == "installed":
+        return view.holds_everywhere(fp)
+    if want == "primary":
+        return view.primary_everywhere(fp)
+    return view.held_nowhere(fp)
+
+
+def _unmet(view: obs.KeyringView, conditions, members: dict[str, str] | None = None) -> list[str]:
+    return [shortfall(view, fp, want, members=members).describe()
+            for want, fp in conditions if not _met(view, want, fp)]
+
+
+@refusals.none_when_refused
+def run_keyring_stage(state: KeyringState, world: World, diags: Diagnostics) -> KeyringState:
+    op = state.operation
+    if op not in OPERATIONS:
+        refuse(diags, f"operation {op!r} is not a keyring change", f"Allowed: {', '.join(OPERATIONS)}.",
+               ["operation"])
+    key = refusals.gossip_key(state, world, diags, needed=True)
+    who, listed = state.who, dict(state.members or {})
+    try:
+        statuses = world.members(state.http_addr, state.access)
+    except obs.ObserveError as err:
+        refuse(diags, f"{who}: cannot list the members", f"{err}. Nothing was changed.", ["http_addr"])
+    down = {n: statuses.get(n, "absent") for n in sorted(listed) if statuses.get(n, "absent") != "alive"}
+    if down:
+        refuse(diags, f"{who}: listed nodes are not alive members",
+               "; ".join(f"{n}: member {s}" for n, s in down.items())
+               + ". A member down while a key is installed, made primary or removed comes back with the old "
+                 "keyring only and, once the old key is gone, no member reads it (consul#719). Bring it back "
+                 "(or take it out of the spec if it is gone for good), then apply again. Nothing was changed.",
+               ["members"])
+    view = world.keyring(state.http_addr, state.access)
+    if view.error:
+        refuse(diags, f"{who}: cannot list the keyring", f"{view.error}. Nothing was changed.", ["http_addr"])
+    members = {n: statuses.get(n, "absent") for n in listed}
+    if not _unmet(view, state.conditions_after):
+        world.progress(f"{who}: already done on the live keyring ({view.describe()}); no call made")
+        return state.done(f"already done: {view.describe()}")
+    unmet = _unmet(view, state.conditions_before, members)
+    if unmet:
+        previous = f"deploy {state.previous_stack} first" if state.previous_stack else "bring the keyring there first"
+        refuse(diags, f"{who}: the keyring is not where stack {state.stack} starts",
+               "; ".join(unmet) + f". Keyring: {view.describe()}. {previous[0].upper()}{previous[1:]}; "
+               "nothing was changed.", ["held_before"])
+    world.progress(f"{who}: {op} key {key.fingerprint} through {state.http_addr} (keyring now: {view.describe()})")
+    t0 = world.clock()
+
+    def probe() -> tuple[bool, obs.KeyringView]:
+        now = world.keyring(state.http_addr, state.access)
+        return (not now.error and not _unmet(now, state.conditions_after)), now
+
+    # The change is a serf query: a member that did not hear it (one restarting, a query relayed through a
+    # stale peer) misses it, even when the answer was 200. Asking again is safe: install, use and remove are
+    # idempotent on a member that already holds, uses or lacks the key.
+    for attempt in range(1, CALL_ATTEMPTS + 1):
+        try:
+            change = world.change_keyring(op, state.http_addr, state.access, key)
+            told = f"answered {change.status} in {change.seconds:.2f}s"
+        except kr.KeyringCallFailed as err:
+            if not err.partial:  # members refused by name: asking again will not change it
+                refuse(diags, f"{who}: Consul refused to {op} key {key.fingerprint}",
+                       f"{err}. Keyring: {view.describe()}.", ["key_fingerprint"])
+            told = f"partly answered ({err}); checking the keyring"
+        world.progress(f"{who}: {op} (call {attempt}/{CALL_ATTEMPTS}) {told}")
+        waited = world.wait_until(probe, timeout=state.timeout / CALL_ATTEMPTS, interval=state.poll,
+                                  first=FIRST_LOOK, backoff=1.5)
+        final = waited.value
+        if waited.ok:
+            break
+    else:
+        refuse(diags, f"{who}: {op} of key {key.fingerprint} did not reach every member",
+               f"After {CALL_ATTEMPTS} calls and {world.clock() - t0:.0f}s: "
+               + "; ".join(_unmet(final, state.conditions_after, members) or [final.error or final.describe()])
+               + ". Apply again once those members are back: the change is safe to repeat.",
+               ["timeout_seconds"])
+    verdict = f"{op} {key.fingerprint}: done in {world.clock() - t0:.2f}s, {final.describe()}"
+    world.progress(f"{who}: {verdict}")
+    return state.done(verdict)
+
