@@ -76,6 +76,13 @@ def _add_rotation(app: Any, rollout: Any, env: dict[str, str]) -> list[Any]:
         previous = RotationStack(app, stage.stack, RotationStackProps(plan=plan, stage=stage, previous=previous,
                                                                       state_dir=state_dir))
         stacks.append(previous)
+    # The way back before remove (undo3 configs, undo2 use, undo1 install), deployed only when asked:
+    # `tsegossip deploy --rollback`, or cdktf deploy of each by hand; each stage's gate checks where it starts.
+    undo = None
+    for stage in plan.undo:
+        undo = RotationStack(app, stage.stack, RotationStackProps(plan=plan, stage=stage, previous=undo,
+                                                                  state_dir=state_dir))
+        stacks.append(undo)
     return stacks
 
 

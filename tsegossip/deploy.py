@@ -218,14 +218,24 @@ def rotation_done(plan, timeout: float = 3.0) -> int:
 
 
 def deploy_rotation(plan, spec_path: Path, workdir: Path, stacks: list[str] | None = None,
-                    out: TextIO = sys.stdout) -> list[StepResult]:
+                    out: TextIO = sys.stdout, rollback: bool = False) -> list[StepResult]:
     """Deploy a rotation's stages (default: those the live keyring does not show done), one `cdktf deploy`
-    each, the keyring listed after each; stop at the first failure."""
+    each, the keyring listed after each; stop at the first failure. rollback: the undo stages from where
+    the live keyring is, back to the old key alone (refused once remove is done)."""
     from . import observe
 
     r = plan.rollout
     if stacks:
         wanted = [plan.stage(s) for s in stacks]
+    elif rollback:
+        done = rotation_done(plan)
+        if done == 4:
+            raise DeployError("the rotation is done: the old key is gone from every keyring, so there is no way back "
+                              "but a rotation of its own (to a new key); nothing was deployed")
+        wanted = list(plan.undo) if done >= 2 else [s for s in plan.undo if s.index == 1] if done else []
+        if not wanted:
+            print("nothing to roll back: the live keyring shows no rotation stage done", file=out, flush=True)
+            return []
     else:
         done = rotation_done(plan)
         wanted = list(plan.stages[done:])

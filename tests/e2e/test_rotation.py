@@ -134,3 +134,42 @@ def test_tsegossip_deploy_resumes_a_rotation_from_the_live_keyring(tmp_path, lab
         assert unset.returncode == 1
         assert f"rotate_to_env: environment variable {NEW_ENV} (named by rotate_to_env) is not set" in unset.stderr
         assert "nothing was deployed" in unset.stderr and "cdktf deploy" not in unset.stdout
+
+
+@pytest.mark.timeout(420)
+def test_rollback_before_remove_makes_the_old_key_primary_and_uninstalls_the_new(tmp_path, lab_binary, key,
+                                                                                 rollout_name, monkeypatch):
+    import subprocess
+
+    from tests.e2e.helpers import tsegossip_cmd
+
+    new = GossipKey.generate()
+    monkeypatch.setenv(NEW_ENV, new.reveal())
+    work = tmp_path / "deploy"
+    with lab_up(tmp_path, lab_binary, servers=3, clients=2, groups=1,
+                initial_fragments={"servers": enforced(key), "clients": enforced(key)}) as c:
+        spec_path = tmp_path / "spec.json"
+        doc = make_spec(c, spec_path, rollout_name, servers_phase="enforced", clients_phase="enforced")
+        doc["rotate_to_env"] = NEW_ENV
+        spec_path.write_text(json.dumps(doc, indent=2))
+
+        def run(*args):
+            return subprocess.run([tsegossip_cmd(), *map(str, args)], capture_output=True, text=True, timeout=300)
+
+        stages = [f"{rollout_name}-rotate-{s}" for s in ("1-install", "2-use", "3-configs")]
+        r = run("deploy", spec_path, "--workdir", work, *[a for s in stages for a in ("--stack", s)])
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+        s1 = c.node("server-1")
+        assert keyring(s1.http_addr).primary_everywhere(new.fingerprint)
+        with Probe(c) as probe:
+            back = run("deploy", spec_path, "--workdir", work, "--rollback")
+        assert back.returncode == 0, back.stdout[-4000:] + back.stderr
+        for undo in ("undo3-configs", "undo2-use", "undo1-install"):
+            assert f"cdktf deploy {rollout_name}-rotate-{undo}" in back.stdout
+        ring = keyring(s1.http_addr)
+        assert ring.primary_everywhere(key.fingerprint) and ring.held_nowhere(new.fingerprint), ring.describe()
+        for n in c.nodes:
+            assert json.loads(Path(n.config_path).read_text())["encrypt"] == key.reveal()
+        assert probe.failed == [], probe.failed
+        again = run("deploy", spec_path, "--workdir", work, "--rollback")
+        assert again.returncode == 0 and "nothing to roll back" in again.stdout

@@ -28,6 +28,9 @@ def register(sub) -> None:
                    help="TSE servers: after showing what to save in the console, ask on the terminal to press "
                         "Enter once saved (q stops before anything changes). Without it (pipelines) the step "
                         "polls TSE and the servers up to timeouts.tse_seconds and reads no input")
+    s.add_argument("--rollback", action="store_true",
+                   help="a key rotation (rotate_to_env): deploy its undo stages from where the live keyring is, back "
+                        "to the old key alone (refused once remove is done)")
     s.add_argument("--plain", action="store_true",
                    help="one line per event even on a terminal (the default off a terminal, in CI and with "
                         "--interactive); on a terminal deploy otherwise shows a live display of the step, the "
@@ -104,6 +107,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     rollout = spec.load(args.spec)
     if rollout.rotates:
         return _deploy_rotation(args, rollout)
+    if args.rollback:
+        raise UserError("--rollback is for a key rotation (a spec with rotate_to_env); a phase rollout goes back with "
+                        "a spec whose target is the lower phase")
     key = _key(rollout)
     plan = planner.plan(rollout)
     if not plan.steps:
@@ -137,7 +143,8 @@ def _deploy_rotation(args: argparse.Namespace, rollout) -> int:
     plan = rotation.plan_rotation(rollout, KeyShown(rollout.key_env, old.fingerprint, old.redacted, "environment"),
                                   new)
     with live.output(sys.stdout, plain=args.plain or args.interactive) as out:
-        deploy.deploy_rotation(plan, Path(args.spec), Path(args.workdir).resolve(), args.stack, out=out)
+        deploy.deploy_rotation(plan, Path(args.spec), Path(args.workdir).resolve(), args.stack, out=out,
+                               rollback=args.rollback)
     return 0
 
 

@@ -34,9 +34,9 @@ class RotationStackProps:
         owner = type(self).__name__
         if not isinstance(self.plan, RotationPlan):
             raise _fail(owner, "plan", f"{type(self.plan).__name__} given; allowed: a rotation.RotationPlan")
-        if self.stage not in self.plan.stages:
-            raise _fail(owner, "stage", f"{getattr(self.stage, 'stack', self.stage)!r} is not a forward stage of "
-                                        f"this plan; allowed: {', '.join(s.stack for s in self.plan.stages)}")
+        if self.stage not in self.plan.stages + self.plan.undo:
+            raise _fail(owner, "stage", f"{getattr(self.stage, 'stack', self.stage)!r} is not a stage of this plan; "
+                                        "allowed: " + ", ".join(s.stack for s in self.plan.stages + self.plan.undo))
         for which in (KeyName.OLD, KeyName.NEW):
             _fingerprint(owner, self.plan.fingerprint(which))
         if self.plan.rollout.servers.type is ServerType.TSE and self.stage.kind is StageKind.CONFIGS:
@@ -91,8 +91,9 @@ class RotationStack(TerraformStack):
             servers_unlisted=r.servers.type is ServerType.TSE, unmanaged={u.name: u.label for u in r.unmanaged}))
         movers: list = []
         if stage.kind is StageKind.CONFIGS:
-            common = {**common_attributes(r, id, fp(KeyName.NEW), previous_stack=previous),
-                      "key_env": _env(r, KeyName.NEW)}
+            # forward: the new key; undo3: back to the old one
+            common = {**common_attributes(r, id, fp(stage.key), previous_stack=previous),
+                      "key_env": _env(r, stage.key)}
             s = r.servers
             servers = GossipServerParams(self, "servers", GossipServerParamsProps(
                 **common, server_type=s.type.value, phase=plan.phase, from_phase=plan.phase, rewrite=True,
