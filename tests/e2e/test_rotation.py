@@ -127,6 +127,10 @@ def test_tsegossip_deploy_resumes_a_rotation_from_the_live_keyring(tmp_path, lab
         again = run("deploy", spec_path, "--workdir", work)
         assert again.returncode == 0 and "nothing to do: every rotation stage is already done" in again.stdout
         assert new.reveal() not in r.stdout + r.stderr + again.stdout and key.reveal() not in r.stdout + r.stderr
+        checked = run("check", spec_path)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert f"key rotation: judged against the new key sha256:{new.fingerprint}" in checked.stdout
+        assert f"{new.fingerprint}* on 5/5" in checked.stdout
 
         # bad input: the new key variable unset is refused before anything, naming it, never a value
         monkeypatch.delenv(NEW_ENV)

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from ..errors import UserError
-from ..keys import GossipKey, InvalidKey, key_for_plan
+from ..keys import GossipKey, InvalidKey, key_for_plan, rotation_key_for_plan
 
 
 def register(sub) -> None:
@@ -72,6 +72,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         _, key = key_for_plan(rollout.key_env, rollout.key_fingerprint)
     except InvalidKey as err:
         raise UserError(f"key_env: {err}") from None
+    rotation_note = None
+    if rollout.rotates and rollout.rotate_to_env != rollout.key_env:
+        key, rotation_note = _rotation_key(rollout, key, args.timeout)
     state = None
     if args.after:
         state = planner.plan(rollout).step(args.after).after
@@ -91,8 +94,27 @@ def cmd_check(args: argparse.Namespace) -> int:
                 note = (f"judged against the phases planned after {found.at}: the live cluster runs them on "
                         f"{found.matching}/{found.listed} listed nodes, not the spec's phases (those are today's as "
                         "written; update them, or --today to judge against them)")
+    if rotation_note:
+        note = rotation_note + (f"; {note}" if note else "")
     if args.format == "table":
         print((note + "\n" if note else "") + check.as_table(verdict))
     else:
         print(check.as_json(verdict, note))
     return 0 if verdict.ok else 1
+
+
+def _rotation_key(rollout, old, timeout: float):
+    """A rotation spec is judged against the key every member uses as primary now: the new one once `use` is
+    done, else the old one. Fingerprints only (pinned, or from the variables when set)."""
+    from .. import observe
+    from ..check import access_of
+
+    try:
+        _, new = rotation_key_for_plan(rollout.rotate_to_env, rollout.rotate_to_fingerprint, old)
+    except InvalidKey as err:
+        raise UserError(f"rotate_to_env: {err}") from None
+    ring = observe.keyring(rollout.servers.http_addr, access_of(rollout), timeout=max(timeout, 5.0))
+    if new.fingerprint != "unknown" and not ring.error and ring.primary_everywhere(new.fingerprint):
+        return new, (f"key rotation: judged against the new key sha256:{new.fingerprint} "
+                     f"(${rollout.rotate_to_env}), every member's primary now")
+    return old, f"key rotation: judged against the current key sha256:{old.fingerprint} (${rollout.key_env})"
