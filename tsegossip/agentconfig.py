@@ -25,8 +25,9 @@ KEYRING_WINS_LOG = "keyring doesn't include key provided with -encrypt, using ke
 def stale_keyring_remedy(agent: str) -> str:
     """How to make `agent`, whose data-dir keyring lacks the key, use it (`tsegossip check` and the provider)."""
     return (
-        "install the key cluster-wide (`consul keyring -install`, then `-use`; POST /v1/operator/keyring), "
-        f"or stop {agent}, delete serf/local.keyring from its data dir and start it again"
+        "`tsegossip repair SPEC --keyring` installs the key and makes it every member's primary through the "
+        "keyring API (POST, then PUT /v1/operator/keyring; no file deleted, nothing restarted); by hand: "
+        "`consul keyring -install`, then `-use`"
     )
 
 

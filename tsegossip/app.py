@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from . import planner, repairplan, spec, statelocation
 from .errors import SpecError, UserError, one_line
-from .keys import key_for_plan, redact_text, remember_environ, rotation_key_for_plan
+from .keys import UNKNOWN_FINGERPRINT, key_for_plan, redact_text, remember_environ, rotation_key_for_plan
 
 
 class RepairRequestError(UserError):
@@ -55,6 +55,10 @@ def add_rollout(app: Any, spec_path: str, environ: Mapping[str, str] | None = No
         stacks.append(previous)
     if repair is not None:  # a stack of its own, beside the steps: their stacks and states stay as they are
         stacks.append(RepairStack(app, repair.stack, RepairStackProps.of(rollout, repair, key, state_dir)))
+    if env.get("TSEGOSSIP_KEYRING_REPAIR") and key.fingerprint != UNKNOWN_FINGERPRINT:  # `tsegossip repair --keyring`
+        from .constructs import KeyringRepairStack
+
+        stacks.append(KeyringRepairStack(app, rollout, key.fingerprint, state_dir))
     return stacks
 
 

@@ -261,3 +261,36 @@ def deploy_rotation(plan, spec_path: Path, workdir: Path, stacks: list[str] | No
         print(f"   keyring: {ring.describe()}", file=out, flush=True)
         results.append(StepResult(stage.stack, took, True))
     return results
+
+
+def repair_keyring(rollout, spec_path: Path, key: GossipKey, workdir: Path, out: TextIO = sys.stdout) -> bool:
+    """Put a stale keyring right through the keyring API (the key in key_env installed everywhere, then made
+    every member's primary): one stack, `<name>-keyring-<fp>`, deployed with cdktf. False when nothing was
+    needed. Members whose serf/local.keyring holds an older set keep ignoring `encrypt` until this runs."""
+    from . import observe
+    from .rotation import keyring_repair_stack_id
+
+    access = check.access_of(rollout)
+    ring = observe.keyring(rollout.servers.http_addr, access)
+    if ring.error:
+        raise DeployError(f"servers.http_addr: {rollout.servers.http_addr}: cannot list the keyring ({ring.error}); "
+                          "nothing was changed")
+    fp = key.fingerprint
+    if ring.holds_everywhere(fp) and ring.primary_everywhere(fp):
+        print(f"nothing to repair: key {fp} is installed on every member and every member's primary "
+              f"({ring.describe()})", file=out, flush=True)
+        return False
+    stack = keyring_repair_stack_id(rollout, fp)
+    # The stack records a change, not a place the cluster must stay in: a keyring gone stale again later
+    # needs the change again, so an earlier run's state of it goes.
+    (workdir / "state" / f"{stack}.tfstate").unlink(missing_ok=True)
+    print(f"== keyring repair: cdktf deploy {stack} (install key {fp}, then make it every member's primary, "
+          f"through {rollout.servers.http_addr}; keyring now: {ring.describe()})", file=out, flush=True)
+    t0 = time.monotonic()
+    proc = run_cdktf("deploy", [stack], spec_path, workdir, out, extra_env={"TSEGOSSIP_KEYRING_REPAIR": "1"})
+    if proc.returncode != 0:
+        raise DeployError(f"cdktf deploy {stack} failed (exit {proc.returncode}) after {time.monotonic() - t0:.0f}s; "
+                          f"each keyring change is safe to repeat: rerun. Last output:\n{_tail(proc.stdout)}")
+    after = observe.keyring(rollout.servers.http_addr, access)
+    print(f"   repaired in {time.monotonic() - t0:.1f}s: {after.describe()}", file=out, flush=True)
+    return True

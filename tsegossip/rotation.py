@@ -465,3 +465,9 @@ def plan_rotation(rollout: Rollout, old: KeyShown | None = None, new: KeyShown |
 
 def _shown(env: str, pinned: str | None) -> KeyShown:
     return KeyShown(env, pinned or UNKNOWN_FINGERPRINT, f"(not in ${env})", "pinned" if pinned else "none")
+
+
+def keyring_repair_stack_id(rollout: Rollout, fingerprint: str) -> str:
+    """`<name>-keyring-<fingerprint[:8]>`: the stack of `tsegossip repair --keyring` (install and use of the key
+    in key_env through the keyring API); stable for one key, another stack and state for another."""
+    return f"{rollout.name}-keyring-{fingerprint[:8]}"

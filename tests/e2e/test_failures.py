@@ -107,7 +107,7 @@ def test_stale_keyring_is_reported_with_the_fix_and_refused(tmp_path, lab_binary
         assert f"does not hold key sha256:{key.fingerprint} on every node" in out, r.stdout
         assert f"{key.fingerprint}* on 4/5" in out and f"{other.fingerprint}* on 1/5" in out, r.stdout
         assert f"a member whose keyring lacks the key in ${KEY_ENV} has a stale" in out
-        assert "delete serf/local.keyring from its data dir" in out
+        assert "`tsegossip repair SPEC --keyring` installs the key and makes it every member's primary" in out
 
         # the provider refuses the next step (accept -> send) before touching anyone
         plan = planner.plan(spec.load(spec_path))
@@ -131,3 +131,16 @@ def test_stale_keyring_is_reported_with_the_fix_and_refused(tmp_path, lab_binary
         assert "The keyring does not hold the key on every node" in text, text
         assert "serf/local.keyring" in text
         assert config_snapshot(c) == before_cfg and pids(c) == before_pid
+
+        # the fix through the keyring API: web-1 gets our key and uses it; no file deleted, nothing restarted
+        fixed = subprocess.run([tsegossip_cmd(), "repair", str(spec_path), "--keyring", "--workdir",
+                                str(tmp_path / "repair")], capture_output=True, text=True, timeout=240)
+        assert fixed.returncode == 0, fixed.stdout[-3000:] + fixed.stderr
+        assert f"== keyring repair: cdktf deploy {rollout.name}-keyring-{key.fingerprint[:8]}" in fixed.stdout
+        assert f"{key.fingerprint}* on 5/5" in fixed.stdout and key.reveal() not in fixed.stdout + fixed.stderr
+        assert pids(c) == before_pid and Path(web1.keyring_path).exists()
+        r = subprocess.run([tsegossip_cmd(), "check", str(spec_path)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        again = subprocess.run([tsegossip_cmd(), "repair", str(spec_path), "--keyring", "--workdir",
+                                str(tmp_path / "repair")], capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0 and "nothing to repair" in again.stdout, again.stdout + again.stderr

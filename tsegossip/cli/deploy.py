@@ -48,6 +48,11 @@ def register(sub) -> None:
                    help="the cluster is where this stack leaves it (`today`: the spec's phases); default: the planned "
                         "state most listed nodes run now")
     s.add_argument("--dry-run", action="store_true", help="print the stragglers, the repair and its proof; change nothing")
+    s.add_argument("--keyring", action="store_true",
+                   help="repair a stale keyring instead: install the key in key_env on every member and make it "
+                        "every member's primary through the keyring API (POST, then PUT; stack <name>-keyring-<fp>), "
+                        "for agents whose serf/local.keyring holds an older set and so ignores `encrypt`. No file "
+                        "is deleted, nothing restarts; older keys stay installed")
     s.add_argument("--workdir", default=".tsegossip/deploy", help="where cdktf.out and logs go (default .tsegossip/deploy)")
     s.add_argument("--timeout", type=float, default=3.0, help="seconds per HTTP request while looking (default 3)")
     s.set_defaults(func=cmd_repair)
@@ -192,6 +197,11 @@ def cmd_repair(args: argparse.Namespace) -> int:
     from .. import planner, repair, spec  # on use: keeps `lab restart` light (see tsegossip.cli)
 
     rollout = spec.load(args.spec)
+    if args.keyring:
+        from .. import deploy
+
+        deploy.repair_keyring(rollout, Path(args.spec), _key(rollout), Path(args.workdir).resolve())
+        return 0
     plan = planner.plan(rollout)
     key = _key(rollout)
     repair.run(plan, Path(args.spec), key, Path(args.workdir).resolve(), args.after, args.dry_run,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..rotation import KeyName, RotationPlan, RotationStage, StageKind
+from ..rotation import KeyName, RotationPlan, RotationStage, StageKind, keyring_repair_stack_id
 from ..spec import Rollout, ServerType
 from ._cdk import Construct, LocalBackend, TerraformStack
 from .bindings import KeyringResource, TsegossipProvider
@@ -133,3 +133,30 @@ def _operation(stage: RotationStage) -> str:
     if stage.undoes and stage.kind is StageKind.INSTALL:
         return "remove"
     return {StageKind.INSTALL: "install", StageKind.USE: "use", StageKind.REMOVE: "remove"}[stage.kind]
+
+
+class KeyringRepairStack(TerraformStack):
+    """A stale keyring put right through the keyring API: the key in key_env installed on every member and
+    made every member's primary (POST, then PUT), no file deleted and nothing restarted. For agents whose
+    serf/local.keyring holds an older set and so ignores `encrypt` in their config (Consul logs "keyring
+    doesn't include key provided with -encrypt, using keyring"). Older keys stay installed: removing one is a
+    rotation's `remove`, proven on its own."""
+
+    def __init__(self, scope: Construct, rollout: Rollout, fingerprint: str, state_dir: str | None = None) -> None:
+        _fingerprint("KeyringRepairStack", fingerprint)
+        id = keyring_repair_stack_id(rollout, fingerprint)
+        super().__init__(scope, id)
+        r = rollout
+        TsegossipProvider(self)
+        if state_dir:
+            LocalBackend(self, path=f"{state_dir.rstrip('/')}/{id}.tfstate")
+        base = {"rollout": r.name, "stack": id, "key_env": r.key_env, "key_fingerprint": fingerprint,
+                "http_addr": r.servers.http_addr, "members": _nodes(r),
+                "token_env": r.consul.token_env, "cacert_env": r.consul.cacert_env,
+                "client_cert_env": r.consul.client_cert_env, "client_key_env": r.consul.client_key_env,
+                "timeout_seconds": r.timeouts.batch_seconds, "poll_seconds": r.timeouts.poll_seconds}
+        self.install = KeyringResource(self, "install", {**base, "operation": "install", "held_after": fingerprint})
+        self.use = KeyringResource(self, "use", {**base, "operation": "use", "held_before": fingerprint,
+                                                 "held_after": fingerprint, "primary_after": fingerprint},
+                                   depends_on=[self.install])
+

@@ -133,6 +133,7 @@ def keyring_holds_key(state: NodesState, world: World, diags: Diagnostics, key: 
         refuse(diags, "The keyring does not hold the key on every node",
                f"Keyring {seen}; the key in ${state.key_env} is {key.fingerprint}. An agent restarted now would "
                f"log `{KEYRING_WINS_LOG}` and keep gossiping with the old key. Either the key is the wrong one "
-               f"(export the right one), or the agents' keyring is stale: {stale_keyring_remedy('the agent')}. "
+               f"(export the right one), or the agents' keyring is stale (their serf/local.keyring holds an older "
+               f"set): {stale_keyring_remedy('the agent')}. "
                "Nothing was changed.",
                ["key_fingerprint"])
