@@ -126,3 +126,13 @@ def test_estimate_counts_down_within_a_step_and_ends_at_zero():
     state.feed(f"    progress: {who}: batch 1/1 alive in enforced after 3.00s (restart commands 0.30s)")
     state.feed(f"    progress: {who}: done, 1 node(s) in enforced")
     assert state.lines()[-1] == "elapsed 0:55, about 0:00 left"  # the after-gate and the check remain
+
+
+def test_a_rotation_configs_stage_reads_as_batches_written():
+    state = live.DeployState(clock=Clock())
+    who = "web (lab/lab-rotate-3-configs)"
+    feed(state, ["== step 3/4: cdktf deploy lab-rotate-3-configs (rewrite each node's config fragment)",
+                 f"    progress: {who}: 2 node(s) to rewrite in enforced in 1 batch(es), delivery local; fragments only",
+                 f"    progress: {who}: batch 1/1: web-1, web-2 -> enforced",
+                 f"    progress: {who}: batch 1/1 written in enforced after 0.02s (fragments read back, no restart)"])
+    assert "  web: batch 1/1, nodes 2/2" in state.lines()

@@ -239,7 +239,7 @@ def deploy_rotation(plan, spec_path: Path, workdir: Path, stacks: list[str] | No
     else:
         done = rotation_done(plan)
         wanted = list(plan.stages[done:])
-        if done:
+        if done and wanted:
             print(f"resuming: the live keyring shows {', '.join(s.stack for s in plan.stages[:done])} done",
                   file=out, flush=True)
         if not wanted:

@@ -158,3 +158,25 @@ def test_fails_after_the_attempts_with_the_shortfall():
     (err,) = errors(c)
     assert err.summary == f"keyring (lab/lab-rotate-1-install): install of key {NEW.fingerprint} did not reach every member"
     assert "After 3 calls" in err.detail and f"key sha256:{NEW.fingerprint} is installed on 0 of 3" in err.detail
+
+
+def test_a_partial_answer_is_asked_again_after_a_short_grace():
+    cluster = Cluster()
+    calls = []
+
+    def change(op, addr, access, key):
+        calls.append(cluster.now)
+        if len(calls) == 1:  # web-2 did not answer: Consul says 2/3, nobody named
+            cluster.held["server-1"].append(key.fingerprint)
+            cluster.held["web-1"].append(key.fingerprint)
+            raise kr.KeyringCallFailed(op, key.fingerprint, addr, "partly", kr.KeyringReply(500, answered=2, num_nodes=3))
+        for n in NODES:
+            if key.fingerprint not in cluster.held[n]:
+                cluster.held[n].append(key.fingerprint)
+        return kr.KeyringChange(op, key.fingerprint, addr, 200, 0.01)
+
+    cluster.change = change
+    c = ctx(CreateContext)
+    s = state("install", NEW, timeout_seconds=60)
+    assert Keyring(world=cluster.world(ENV)).create(c, s) is not None, c.diagnostics
+    assert len(calls) == 2 and calls[1] - calls[0] <= 3.0  # not a third of the timeout

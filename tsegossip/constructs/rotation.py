@@ -105,7 +105,7 @@ class RotationStack(TerraformStack):
                 movers.append(GossipClientConfig(self, f"client-{g.name}", GossipClientConfigProps(
                     **common, group=g.name, phase=plan.phase, from_phase=plan.phase, rewrite=True,
                     nodes={n.name: n.http_addr for n in g.nodes}, config_path=g.config_path,
-                    restart_command=g.restart_command, batch_size=max(g.batch_size, len(g.nodes)),
+                    restart_command=g.restart_command, batch_size=g.batch_size,
                     delivery=g.delivery, timeout_seconds=r.timeouts.batch_seconds,
                     poll_seconds=r.timeouts.poll_seconds), depends_on=[self.gate_before]))
         else:

@@ -141,15 +141,14 @@ def _rewrite_fragments(state: NodesState, world: World, diags: Diagnostics, key,
     nodes = state.node_addresses
     refusals.keyring_holds_key(state, world, diags, key, nodes)
     names = sorted(nodes)
-    size = state.nodes_per_batch
-    batches = [names[i:i + size] for i in range(0, len(names), size)]
+    batches = [names]  # nothing restarts: batch_size (how many restart together) has nothing to bound
     how = refusals.delivery(state, diags)
     targets = _targets(state, diags, names)
     ctx = dl.Context(secrets=[key.reveal()], hide_env=[state.key_env or ""], environ=world.environ,
                      write_fragment=world.write_fragment, run_command=world.run_command, progress=world.progress)
     doc = fragment(target, key, reveal=True)
     with world.open_delivery(how, ctx) as session:
-        world.progress(f"{who}: {len(names)} node(s) to move {target} -> {target} in {len(batches)} batch(es), "
+        world.progress(f"{who}: {len(names)} node(s) to rewrite in {target} in {len(batches)} batch(es), "
                        f"delivery {how.where()}; fragments only (key {key.fingerprint}), no restart")
         try:
             session.preflight([targets[n] for n in names])

@@ -1,0 +1,142 @@
+"""A key rotation on the multi-host fleet through `cdktf deploy`, stack by stack, with a membership probe.
+
+The runner is this machine's root namespace: cdktf, OpenTofu and the provider run here and reach the hosts
+only over HTTP (the keyring calls and every observation) and SSH (the fragments).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tsegossip import deploy, rotation, spec
+from tsegossip.keys import GossipKey, key_for_plan, rotation_key_for_plan
+from tsegossip.lab import fleet as F
+from tsegossip.observe import keyring
+from tests.fleet.conftest import KEY_ENV
+from tests.fleet.helpers import Out, Probe, agent_pids, fragments
+from tests.support import ROOT
+
+NEW_ENV = "TSEGOSSIP_FLEET_NEW_KEY"
+ENFORCED = "enforced"
+
+
+def _files_under(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
+
+
+@pytest.mark.timeout(300)
+def test_rotation_stage_by_stage_on_3_servers_and_2_groups_over_ssh(make_fleet, tmp_path, monkeypatch):
+    """3 servers + web and api (2 hosts each), started enforced with key A (initial fragments: no phase
+    rollout needed), rotated to key B with the four stacks <name>-rotate-{1-install,2-use,3-configs,4-remove},
+    one `cdktf deploy` each, while the probe lists every host's members every 0.25 s from the runner.
+
+    Where each side effect happens:
+      install / use / remove  one keyring call each, from the runner (the provider, in this machine's root
+                              namespace) to servers.http_addr = server-1's HTTP API (198.18.0.11:8500); Consul
+                              fans it out over the LAN pool. The keyring is listed the same way.
+      configs                 every agent's own /etc/consul.d/50-gossip.json, written on that agent's host
+                              (its own mount namespace) over ssh root@<host>:22, no restart; the runner's
+                              own /etc/consul.d is never written.
+      state, progress.log,    on the runner, under the test's work dir: fingerprints only, never a key.
+      cdktf output
+    """
+    old = GossipKey.generate()
+    new = GossipKey.generate()
+    fleet = make_fleet(groups={"web": 2, "api": 2}, phases={"servers": ENFORCED, "clients": ENFORCED},
+                       key=old.reveal())
+    monkeypatch.setenv(F.IDENTITY_ENV, str(fleet.identity))
+    monkeypatch.setenv(KEY_ENV, old.reveal())
+    monkeypatch.setenv(NEW_ENV, new.reveal())
+    name = f"fleet-rot-{uuid.uuid4().hex[:6]}"
+    server_api = fleet.servers[0].http_addr
+    runner_fragment_before = Path(F.CONFIG_PATH).read_bytes() if Path(F.CONFIG_PATH).exists() else None
+
+    doc = F.spec(fleet, name=name, phases={"servers": ENFORCED, "web": ENFORCED, "api": ENFORCED})
+    doc["rotate_to_env"] = NEW_ENV
+    assert doc["servers"]["http_addr"] == server_api and doc["servers"]["delivery"]["method"] == "ssh"
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps(doc, indent=2))
+    rollout = spec.load(spec_path)
+    _, old_shown = key_for_plan(rollout.key_env, None)
+    _, new_shown = rotation_key_for_plan(NEW_ENV, None, old_shown)
+    plan = rotation.plan_rotation(rollout, old_shown, new_shown)
+    assert [s.stack for s in plan.stages] == [f"{name}-rotate-{s}" for s in
+                                              ("1-install", "2-use", "3-configs", "4-remove")]
+
+    # the starting point: every host enforced with A, A the only key everywhere
+    ring = keyring(server_api)
+    assert ring.primary_everywhere(old.fingerprint) and ring.held_nowhere(new.fingerprint), ring.describe()
+    assert all(json.loads(f)["encrypt"] == old.reveal() for f in fragments(fleet).values())
+    pids = agent_pids(fleet)
+    assert all(p.startswith("running") for p in pids.values()), pids
+
+    work = tmp_path / "deploy"
+    out = Out()
+    outputs: list[str] = []
+    took: dict[str, float] = {}
+    with Probe(fleet) as probe:
+        for stage in plan.stages:
+            t0 = time.monotonic()
+            proc = deploy.run_cdktf("deploy", [stage.stack], spec_path, work, out)
+            took[stage.stack] = round(time.monotonic() - t0, 1)
+            outputs.append(proc.stdout)
+            assert proc.returncode == 0, proc.stdout[-4000:]
+            ring = keyring(server_api)  # runner -> servers.http_addr, as the provider does
+            assert not ring.error, ring.error
+            if stage.kind is rotation.StageKind.INSTALL:
+                assert ring.holds_everywhere(new.fingerprint) and ring.primary_everywhere(old.fingerprint), \
+                    ring.describe()
+            elif stage.kind is rotation.StageKind.USE:
+                assert ring.primary_everywhere(new.fingerprint) and ring.holds_everywhere(old.fingerprint), \
+                    ring.describe()
+            elif stage.kind is rotation.StageKind.CONFIGS:
+                # each host's own file, read inside that host's namespaces (not the runner's view)
+                frags = {n: json.loads(t) for n, t in fragments(fleet).items()}
+                assert {n: (f["encrypt"] == new.reveal(), f.get("encrypt_verify_incoming"),
+                            f.get("encrypt_verify_outgoing")) for n, f in frags.items()} == \
+                    {h.name: (True, True, True) for h in fleet.hosts}
+                # the keyring is untouched by configs
+                assert ring.primary_everywhere(new.fingerprint) and ring.holds_everywhere(old.fingerprint), \
+                    ring.describe()
+            else:
+                assert ring.primary_everywhere(new.fingerprint) and ring.held_nowhere(old.fingerprint), \
+                    ring.describe()
+    print(f"stage wall times: {took}; probe samples: {probe.samples}")
+
+    # nothing restarted: the same agent process on every host, and no member ever seen failed
+    assert agent_pids(fleet) == pids
+    assert probe.samples > 100, probe.samples
+    assert probe.failed == [], probe.failed
+
+    # the side effects where the docstring says they are
+    log = (work / "progress.log").read_text()
+    assert f"install key {new.fingerprint} through {server_api}" in log, log
+    assert f"use key {new.fingerprint} through {server_api}" in log, log
+    assert f"remove key {old.fingerprint} through {server_api}" in log, log
+    assert "delivery ssh root@{http_host}:22" in out.getvalue(), out.getvalue()[-4000:]
+    now = Path(F.CONFIG_PATH).read_bytes() if Path(F.CONFIG_PATH).exists() else None
+    assert now == runner_fragment_before  # the runner's own /etc/consul.d was not written
+
+    # neither key in progress.log, cdktf output, state files (or anything else the deploy left on the runner)
+    states = list(work.rglob("*.tfstate")) + list(ROOT.glob(f"terraform.{name}-*.tfstate*"))
+    assert {p.name for p in states} >= {f"{s.stack}.tfstate" for s in plan.stages}, states
+    texts = {"progress.log": log, "echoed output": out.getvalue(),
+             **{f"cdktf deploy {s.stack}": o for s, o in zip(plan.stages, outputs)},
+             **{str(p): p.read_text() for p in states}}
+    for what, text in texts.items():
+        assert old.reveal() not in text and new.reveal() not in text, what
+    left = [str(p) for p in _files_under(work)
+            if old.reveal().encode() in p.read_bytes() or new.reveal().encode() in p.read_bytes()]
+    assert left == []
+    assert os.environ[KEY_ENV] == old.reveal()  # (the scan looked for the right bytes)
+
+    # `tsegossip deploy SPEC` now finds the rotation done from the live keyring and deploys nothing
+    again = Out()
+    assert deploy.deploy_rotation(plan, spec_path, work, out=again) == []
+    assert "nothing to do: every rotation stage is already done" in again.getvalue()
