@@ -39,11 +39,6 @@ class RotationStackProps:
                                         "allowed: " + ", ".join(s.stack for s in self.plan.stages + self.plan.undo))
         for which in (KeyName.OLD, KeyName.NEW):
             _fingerprint(owner, self.plan.fingerprint(which))
-        if self.plan.rollout.servers.type is ServerType.TSE and self.stage.kind is StageKind.CONFIGS:
-            raise _fail(owner, "stage", "a rotation of TSE servers: the configs stage is TSE's console (save the "
-                                        "parameters with `tsegossip tse-parameters PHASE --key-env <rotate_to_env>`), "
-                                        "which the provider does not drive for a rotation yet; allowed: self-managed "
-                                        "servers")
 
 
 def _env(r: Rollout, which: KeyName) -> str:
@@ -95,10 +90,13 @@ class RotationStack(TerraformStack):
             common = {**common_attributes(r, id, fp(stage.key), previous_stack=previous),
                       "key_env": _env(r, stage.key)}
             s = r.servers
+            tse = s.type is ServerType.TSE  # the console's save with the new key: TSE rolls its servers
             servers = GossipServerParams(self, "servers", GossipServerParamsProps(
                 **common, server_type=s.type.value, phase=plan.phase, from_phase=plan.phase, rewrite=True,
+                instance_id=s.instance_id, region=s.region,
                 nodes={n.name: n.http_addr for n in s.nodes}, config_path=s.config_path,
-                restart_command=s.restart_command, delivery=s.delivery, timeout_seconds=r.timeouts.batch_seconds,
+                restart_command=s.restart_command, delivery=s.delivery,
+                timeout_seconds=r.timeouts.tse_seconds if tse else r.timeouts.batch_seconds,
                 poll_seconds=r.timeouts.poll_seconds), depends_on=[self.gate_before])
             movers.append(servers)
             for g in r.client_groups:

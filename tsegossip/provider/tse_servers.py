@@ -47,7 +47,12 @@ def roll_tse(state: ServerParamsState, world: World, diags: Diagnostics) -> Serv
     world.progress(f"{who}: TSE instance {instance} ({region}) found: {first.name or 'unnamed'}, "
                    f"type {first.engine_type or '?'}, {first.status}")
     labels = server_phases(state, world)
-    if all_in(labels, target):
+    rewrite = bool(state.rewrite)
+    if rewrite and (source is not target or not target.has_key):
+        refuse(diags, f"rewrite of {who} needs one keyed phase",
+               f"A key rotation's configs stage saves the same phase with the new key (got {source} -> {target}). "
+               "Nothing was changed.", ["rewrite"])
+    if all_in(labels, target) and not rewrite:
         world.progress(f"{who}: TSE servers already in {target}; nothing to do")
         return state.moved(labels)
     if any(lab not in (str(source), str(target)) for lab in labels.values()):
@@ -55,7 +60,9 @@ def roll_tse(state: ServerParamsState, world: World, diags: Diagnostics) -> Serv
     if source.has_key and target.has_key:
         refusals.keyring_holds_key(state, world, diags, key, state.node_addresses)
         world.progress(f"{who}: the servers' keyring holds {key.fingerprint}, the key in ${state.key_env}: "
-                       "adopting it")
+                       + ("saving it as the instance's gossip key (a key rotation's configs stage: TSE rolls its "
+                          "servers, which restart with their keyring's primary, already this key)" if rewrite
+                          else "adopting it"))
 
     shown = json.dumps(tse_parameters(target, key, reveal=False), indent=2)
     world.progress(f"{who}: TSE has no API for these parameters. In the console of instance {instance} "
@@ -82,7 +89,9 @@ def roll_tse(state: ServerParamsState, world: World, diags: Diagnostics) -> Serv
                    f"Statuses seen: {' -> '.join(statuses)}; servers now: {group_labels(now)}. The parameters "
                    f"saved were not these (or not saved on this instance); save these and apply again; no client "
                    f"was restarted:\n{shown}", ["phase"])
-        return running and all_in(now, target), (status, now)
+        # The same phase before and after: only a roll seen (and run again) shows the console was saved.
+        done = running and all_in(now, target) and (not rewrite or any(st in ROLLING for st in statuses))
+        return done, (status, now)
 
     waited = world.wait_until(look, timeout=timeout, interval=state.poll)
     last_status, labels = waited.value
