@@ -7,7 +7,6 @@ import json
 import re
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 from tsegossip import lab

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import KEY_ENV, Out, Probe, lab_up, make_spec
+from tests.e2e.helpers import Out, Probe, lab_up, make_spec
 from tsegossip import deploy, lab, rotation, spec
 from tsegossip.keys import GossipKey, key_for_plan, rotation_key_for_plan
 from tsegossip.observe import keyring

@@ -4,7 +4,6 @@ phase with the new key (the operator thread saves it; TSE rolls its servers, whi
 
 from __future__ import annotations
 
-import json
 
 import pytest
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from ..errors import UserError
-from ..keys import GossipKey, InvalidKey, key_for_plan, rotation_key_for_plan
+from ..keys import InvalidKey, key_for_plan, rotation_key_for_plan
 
 
 def register(sub) -> None:
