@@ -232,14 +232,18 @@ def _shown(key: GossipKey | KeyShown, env: str) -> KeyShown:
 
 
 def _markdown_key(k: KeyShown) -> str:
+    return markdown_key_line(k)
+
+
+def markdown_key_line(k: KeyShown, title: str = "Gossip key", field: str = "key_fingerprint") -> str:
     """The same line whether or not the key was there, so a plan made without it reviews the same."""
     if k.source == "environment":
-        return f"Gossip key: `{k.redacted}` (sha256 `{k.fingerprint}`), read from `${k.env}` at deploy time."
+        return f"{title}: `{k.redacted}` (sha256 `{k.fingerprint}`), read from `${k.env}` at deploy time."
     if k.source == "pinned":
-        return (f"Gossip key: sha256 `{k.fingerprint}` (pinned in the spec; not in `${k.env}` when this plan was "
+        return (f"{title}: sha256 `{k.fingerprint}` (pinned in the spec; not in `${k.env}` when this plan was "
                 f"made), read from `${k.env}` at deploy time.")
-    return (f"Gossip key: fingerprint **unknown** (not in `${k.env}` when this plan was made, none pinned in the "
-            f"spec's `key_fingerprint`), read from `${k.env}` at deploy time.")
+    return (f"{title}: fingerprint **unknown** (not in `${k.env}` when this plan was made, none pinned in the "
+            f"spec's `{field}`), read from `${k.env}` at deploy time.")
 
 
 def render_fragment(plan: Plan, stack: str, group: str, key: GossipKey, reveal: bool) -> dict[str, Any]:

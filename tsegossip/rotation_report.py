@@ -13,7 +13,7 @@ from typing import Any
 from .agentconfig import tse_parameters
 from .keys import KeyShown
 from .planner import initial_state
-from .report import _MERMAID_ESCAPES, PLAN_FORMAT, PLAN_FORMAT_VERSION, _markdown_table
+from .report import _MERMAID_ESCAPES, PLAN_FORMAT, PLAN_FORMAT_VERSION, _markdown_table, markdown_key_line
 from .rotation import KeyName, Keyring, RotationPlan, RotationStage, StageKind
 from .spec import ServerType
 
@@ -155,14 +155,7 @@ def _change(before: str, after: str) -> str:
 
 
 def _md_key_line(shown: KeyShown, title: str, field: str) -> str:
-    """The same line whether or not the key was there, so a plan made without it reviews the same."""
-    if shown.source == "environment":
-        return f"{title}: `{shown.redacted}` (sha256 `{shown.fingerprint}`), read from `${shown.env}` at deploy time."
-    if shown.source == "pinned":
-        return (f"{title}: sha256 `{shown.fingerprint}` (pinned in the spec; not in `${shown.env}` when this plan was "
-                f"made), read from `${shown.env}` at deploy time.")
-    return (f"{title}: fingerprint **unknown** (not in `${shown.env}` when this plan was made, none pinned in the "
-            f"spec's `{field}`), read from `${shown.env}` at deploy time.")
+    return markdown_key_line(shown, title, field)
 
 
 def _stage_rows(plan: RotationPlan, stages: tuple[RotationStage, ...], label) -> list[tuple[str, ...]]:
