@@ -3,6 +3,7 @@ install, use, configs, remove; then a new agent with the new config joins, one w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -22,17 +23,25 @@ def enforced(key: GossipKey) -> dict:
     return lab.phase_fragment("enforced", key.reveal())
 
 
+@contextlib.contextmanager
+def rotation_lab(tmp_path: Path, binary: str, key: GossipKey, new: GossipKey, name: str, monkeypatch,
+                 clients: int, groups: int, **spec_fields):
+    """A lab enforced with `key`, the new key in $TSEGOSSIP_NEW_KEY and a rotation spec for it: (lab, spec path)."""
+    monkeypatch.setenv(NEW_ENV, new.reveal())
+    with lab_up(tmp_path, binary, servers=3, clients=clients, groups=groups,
+                initial_fragments={"servers": enforced(key), "clients": enforced(key)}) as c:
+        spec_path = tmp_path / "spec.json"
+        doc = make_spec(c, spec_path, name, servers_phase="enforced", clients_phase="enforced")
+        doc.update(rotate_to_env=NEW_ENV, **spec_fields)
+        spec_path.write_text(json.dumps(doc, indent=2))
+        yield c, spec_path
+
+
 @pytest.mark.timeout(420)
 def test_rotation_stage_by_stage_through_cdktf_deploy(tmp_path, lab_binary, key, rollout_name, monkeypatch):
     new = GossipKey.generate()
-    monkeypatch.setenv(NEW_ENV, new.reveal())
     work = tmp_path / "deploy"
-    with lab_up(tmp_path, lab_binary, servers=3, clients=4, groups=2,
-                initial_fragments={"servers": enforced(key), "clients": enforced(key)}) as c:
-        spec_path = tmp_path / "spec.json"
-        doc = make_spec(c, spec_path, rollout_name, servers_phase="enforced", clients_phase="enforced")
-        doc["rotate_to_env"] = NEW_ENV
-        spec_path.write_text(json.dumps(doc, indent=2))
+    with rotation_lab(tmp_path, lab_binary, key, new, rollout_name, monkeypatch, clients=4, groups=2) as (c, spec_path):
         rollout = spec.load(spec_path)
         _, old_shown = key_for_plan(rollout.key_env, None)
         _, new_shown = rotation_key_for_plan(NEW_ENV, None, old_shown)
@@ -102,14 +111,9 @@ def test_tsegossip_deploy_resumes_a_rotation_from_the_live_keyring(tmp_path, lab
     from tests.e2e.helpers import tsegossip_cmd
 
     new = GossipKey.generate()
-    monkeypatch.setenv(NEW_ENV, new.reveal())
     work = tmp_path / "deploy"
-    with lab_up(tmp_path, lab_binary, servers=3, clients=2, groups=1,
-                initial_fragments={"servers": enforced(key), "clients": enforced(key)}) as c:
-        spec_path = tmp_path / "spec.json"
-        doc = make_spec(c, spec_path, rollout_name, servers_phase="enforced", clients_phase="enforced")
-        doc.update(rotate_to_env=NEW_ENV, key_fingerprint=key.fingerprint, rotate_to_fingerprint=new.fingerprint)
-        spec_path.write_text(json.dumps(doc, indent=2))
+    with rotation_lab(tmp_path, lab_binary, key, new, rollout_name, monkeypatch, clients=2, groups=1,
+                      key_fingerprint=key.fingerprint, rotate_to_fingerprint=new.fingerprint) as (c, spec_path):
         install = f"{rollout_name}-rotate-1-install"
         first = deploy.run_cdktf("deploy", [install], spec_path, work, Out())
         assert first.returncode == 0, first.stdout[-3000:]
@@ -148,14 +152,8 @@ def test_rollback_before_remove_makes_the_old_key_primary_and_uninstalls_the_new
     from tests.e2e.helpers import tsegossip_cmd
 
     new = GossipKey.generate()
-    monkeypatch.setenv(NEW_ENV, new.reveal())
     work = tmp_path / "deploy"
-    with lab_up(tmp_path, lab_binary, servers=3, clients=2, groups=1,
-                initial_fragments={"servers": enforced(key), "clients": enforced(key)}) as c:
-        spec_path = tmp_path / "spec.json"
-        doc = make_spec(c, spec_path, rollout_name, servers_phase="enforced", clients_phase="enforced")
-        doc["rotate_to_env"] = NEW_ENV
-        spec_path.write_text(json.dumps(doc, indent=2))
+    with rotation_lab(tmp_path, lab_binary, key, new, rollout_name, monkeypatch, clients=2, groups=1) as (c, spec_path):
 
         def run(*args):
             return subprocess.run([tsegossip_cmd(), *map(str, args)], capture_output=True, text=True, timeout=300)

@@ -139,14 +139,12 @@ def _deploy_rotation(args: argparse.Namespace, rollout) -> int:
     from .. import deploy, rotation
 
     old = _key(rollout)
+    current = KeyShown(rollout.key_env, old.fingerprint, old.redacted, "environment")
     try:
-        _, new = rotation_key_for_plan(rollout.rotate_to_env, rollout.rotate_to_fingerprint,
-                                       KeyShown(rollout.key_env, old.fingerprint, old.redacted, "environment"),
-                                       required=True)
+        _, new = rotation_key_for_plan(rollout.rotate_to_env, rollout.rotate_to_fingerprint, current, required=True)
     except InvalidKey as err:
         raise UserError(f"rotate_to_env: {err}; nothing was deployed") from None
-    plan = rotation.plan_rotation(rollout, KeyShown(rollout.key_env, old.fingerprint, old.redacted, "environment"),
-                                  new)
+    plan = rotation.plan_rotation(rollout, current, new)
     with live.output(sys.stdout, plain=args.plain or args.interactive) as out:
         deploy.deploy_rotation(plan, Path(args.spec), Path(args.workdir).resolve(), args.stack, out=out,
                                rollback=args.rollback)

@@ -65,6 +65,18 @@ class PhaseGate(PhaseGateResource):
         super().__init__(scope, id, props.attributes(), depends_on=depends_on)
 
 
+def stack_basics(stack: TerraformStack, state_dir: str | None, previous: TerraformStack | None = None) -> str | None:
+    """What every tsegossip stack starts with: the provider, the state file (<state_dir>/<id>.tfstate when given,
+    else Terraform's default), the dependency on the stack before it. Returns that stack's id (None: the first)."""
+    TsegossipProvider(stack)
+    if state_dir:
+        LocalBackend(stack, path=f"{state_dir.rstrip('/')}/{stack.node.id}.tfstate")
+    if previous is None:
+        return None
+    stack.add_dependency(previous)
+    return previous.node.id
+
+
 def common_attributes(r: Rollout, stack: str, key_fingerprint: str, **extra: Any) -> dict[str, Any]:
     """The props every resource of a stack shares: rollout, stack, key variable and fingerprint, where to observe."""
     return dict(
@@ -136,12 +148,7 @@ class PhaseStack(TerraformStack):
         super().__init__(scope, id)
         self.props = props
         r, step = props.rollout, props.step
-        TsegossipProvider(self)
-        if props.state_dir:
-            LocalBackend(self, path=f"{props.state_dir.rstrip('/')}/{id}.tfstate")
-        previous = props.previous.node.id if props.previous is not None else None
-        if props.previous is not None:
-            self.add_dependency(props.previous)
+        previous = stack_basics(self, props.state_dir, props.previous)
 
         common = common_attributes(r, id, props.key_fingerprint, previous_stack=previous)
         expected_before, expected_after, addresses = expectations(r, step)

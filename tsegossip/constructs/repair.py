@@ -17,9 +17,8 @@ from ..expectations import SERVERS, addresses_by_node, phases_by_node
 from ..keys import GossipKey, KeyShown
 from ..repairplan import Repair
 from ..spec import Rollout, ServerType
-from ._cdk import Construct, LocalBackend, TerraformStack
-from .bindings import TsegossipProvider
-from .gossip import GossipClientConfig, GossipServerParams, PhaseGate, common_attributes, skippable_nodes
+from ._cdk import Construct, TerraformStack
+from .gossip import GossipClientConfig, GossipServerParams, PhaseGate, common_attributes, skippable_nodes, stack_basics
 from .props import GossipClientConfigProps, GossipServerParamsProps, PhaseGateProps, PropsError, _fail, _fingerprint
 
 
@@ -57,9 +56,7 @@ class RepairStack(TerraformStack):
         super().__init__(scope, id)
         self.props = props
         r, repair = props.rollout, props.repair
-        TsegossipProvider(self)
-        if props.state_dir:
-            LocalBackend(self, path=f"{props.state_dir.rstrip('/')}/{id}.tfstate")
+        stack_basics(self, props.state_dir)
         common = common_attributes(r, id, props.key_fingerprint)
         stragglers = repair.stragglers
         after = phases_by_node(r, repair.state)

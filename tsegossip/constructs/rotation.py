@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from ..rotation import KeyName, RotationPlan, RotationStage, StageKind, keyring_repair_stack_id
 from ..spec import Rollout, ServerType
-from ._cdk import Construct, LocalBackend, TerraformStack
-from .bindings import KeyringResource, TsegossipProvider
-from .gossip import GossipClientConfig, GossipServerParams, PhaseGate, common_attributes
+from ._cdk import Construct, TerraformStack
+from .bindings import KeyringResource
+from .gossip import GossipClientConfig, GossipServerParams, PhaseGate, common_attributes, stack_basics
 from .props import GossipClientConfigProps, GossipServerParamsProps, PhaseGateProps, PropsError, _fail, _fingerprint
 
 
@@ -63,12 +63,7 @@ class RotationStack(TerraformStack):
         super().__init__(scope, id)
         self.props = props
         plan, stage, r = props.plan, props.stage, props.plan.rollout
-        TsegossipProvider(self)
-        if props.state_dir:
-            LocalBackend(self, path=f"{props.state_dir.rstrip('/')}/{id}.tfstate")
-        previous = props.previous.node.id if props.previous is not None else None
-        if props.previous is not None:
-            self.add_dependency(props.previous)
+        previous = stack_basics(self, props.state_dir, props.previous)
         fp = plan.fingerprint
         nodes = _nodes(r)
         expected = {n: plan.phase for n in nodes}
@@ -145,9 +140,7 @@ class KeyringRepairStack(TerraformStack):
         id = keyring_repair_stack_id(rollout, fingerprint)
         super().__init__(scope, id)
         r = rollout
-        TsegossipProvider(self)
-        if state_dir:
-            LocalBackend(self, path=f"{state_dir.rstrip('/')}/{id}.tfstate")
+        stack_basics(self, state_dir)
         base = {"rollout": r.name, "stack": id, "key_env": r.key_env, "key_fingerprint": fingerprint,
                 "http_addr": r.servers.http_addr, "members": _nodes(r),
                 "token_env": r.consul.token_env, "cacert_env": r.consul.cacert_env,
