@@ -543,3 +543,32 @@ def test_fast_and_detailed_validators_agree_on_rotation_specs(changes, drop):
         del d[drop]
     slow = not any(schemas.reference_validator("rollout").iter_errors(d))
     assert schemas.fast_validator("rollout").is_valid(d) is slow is (drop is None)
+
+
+def test_rejoin_calls_step_back_to_the_old_key_and_forward_again_each_proven():
+    from tsegossip.rotation import KeyName, rejoin_calls
+
+    after_remove = rejoin_calls(old_removed=True)
+    assert [(c.operation, c.key) for c in after_remove] == [
+        ("install", KeyName.OLD), ("use", KeyName.OLD), ("install", KeyName.NEW), ("use", KeyName.NEW),
+        ("remove", KeyName.OLD)]
+    assert [c.awaits for c in after_remove] == [False, True, False, False, False]
+    assert all(c.safe and c.checks for c in after_remove)
+    # the await's proof includes the straggler reading the others once they send with the old key
+    assert any("[old; sends old]" in str(x) for x in after_remove[1].checks)
+    # until the new key reaches the stragglers, no gate asks for it on every member (NumNodes counts them)
+    assert all(KeyName.NEW not in c.verifies.held_by_all for c in after_remove[:2])
+    before_remove = rejoin_calls(old_removed=False)
+    assert [(c.operation, c.key) for c in before_remove] == [
+        ("use", KeyName.OLD), ("install", KeyName.NEW), ("use", KeyName.NEW)]
+    assert all(c.safe for c in before_remove)
+
+
+def test_a_rotation_with_down_nodes_skip_warns_what_a_straggler_costs():
+    d = doc()
+    assert not [w for w in plan_rotation(spec.parse(d)).warnings if w.startswith("down_nodes = skip")]
+    d["client_groups"][0]["down_nodes"] = "skip"
+    d["servers"]["down_nodes"] = "skip"
+    (w,) = [w for w in plan_rotation(spec.parse(d)).warnings if w.startswith("down_nodes = skip on")]
+    assert w.startswith(f"down_nodes = skip on servers, {d['client_groups'][0]['name']}:")
+    assert "tsegossip repair SPEC --keyring" in w and "the old key is in use for that while" in w

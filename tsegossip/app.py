@@ -87,6 +87,17 @@ def _add_rotation(app: Any, rollout: Any, env: dict[str, str]) -> list[Any]:
         undo = RotationStack(app, stage.stack, RotationStackProps(plan=plan, stage=stage, previous=undo,
                                                                   state_dir=state_dir))
         stacks.append(undo)
+    request = env.get(rotation.REJOIN_ENV)  # written by `tsegossip repair --keyring`: the stragglers seen live
+    if request:
+        from .constructs import KeyringRejoinStack
+
+        try:
+            doc = json.loads(request)
+            stragglers, old_removed = dict(doc["stragglers"]), bool(doc["old_removed"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise RepairRequestError(f"{rotation.REJOIN_ENV}: not a rejoin request ({one_line(str(err))}); allowed: "
+                                     '{"stragglers": {node: role}, "old_removed": true|false}') from None
+        stacks.append(KeyringRejoinStack(app, plan, stragglers, old_removed, state_dir))
     return stacks
 
 

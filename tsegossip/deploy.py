@@ -294,3 +294,70 @@ def repair_keyring(rollout, spec_path: Path, key: GossipKey, workdir: Path, out:
     after = observe.keyring(rollout.servers.http_addr, access)
     print(f"   repaired in {time.monotonic() - t0:.1f}s: {after.describe()}", file=out, flush=True)
     return True
+
+
+def rejoin_keyring(plan, spec_path: Path, workdir: Path, out: TextIO = sys.stdout, timeout: float = 3.0) -> bool:
+    """A rotation's stragglers back through the keyring API (rotation.rejoin_calls): listed nodes whose agent
+    runs (its own API answers) but is no alive member, after the new key became primary. One stack,
+    `<name>-keyring-rejoin`, deployed with cdktf. False when nothing was needed."""
+    import json
+
+    from . import observe
+    from .expectations import SERVERS
+    from .rotation import REJOIN_ENV, KeyName, keyring_rejoin_stack_id, rejoin_calls
+    from .spec import ServerType
+
+    r = plan.rollout
+    access = check.access_of(r)
+    where = f"servers.http_addr: {r.servers.http_addr}"
+    ring = observe.keyring(r.servers.http_addr, access, timeout=timeout)
+    if ring.error:
+        raise DeployError(f"{where}: cannot list the keyring ({ring.error}); nothing was changed")
+    try:
+        statuses = observe.members(r.servers.http_addr, access, timeout=timeout)
+    except observe.ObserveError as err:
+        raise DeployError(f"{where}: cannot list the members ({err}); nothing was changed") from None
+    roles = {n.name: (SERVERS, n.http_addr) for n in r.servers.nodes} if r.servers.type is not ServerType.TSE else {}
+    roles.update({n.name: (g.name, n.http_addr) for g in r.client_groups for n in g.nodes})
+    down = {n: statuses.get(n, "absent") for n in roles if statuses.get(n, "absent") != "alive"}
+    if not down:
+        print(f"nothing to rejoin: every listed node is an alive member (keyring: {ring.describe()})", file=out,
+              flush=True)
+        return False
+    old, new = plan.fingerprint(KeyName.OLD), plan.fingerprint(KeyName.NEW)
+    if not (ring.lan and ring.lan.primary.get(new, 0)):
+        print(f"nothing to rejoin yet: {', '.join(sorted(down))} not alive, but no member uses the new key {new} as "
+              "primary, so a straggler that runs again reads the others: `tsegossip deploy SPEC` resumes the "
+              "rotation and its install reaches it", file=out, flush=True)
+        return False
+    views = observe.node_settings_many({n: roles[n][1] for n in down}, access, timeout=timeout)
+    running = {n: roles[n][0] for n in sorted(down) if views[n].reachable}
+    silent = sorted(set(down) - set(running))
+    if not running:
+        raise DeployError("; ".join(f"{n}: member {down[n]}, its API at {roles[n][1]} does not answer" for n in silent)
+                          + ": start the agent first (its keyring file keeps the old key), then run repair again; "
+                            "nothing was changed")
+    old_removed = ring.held_nowhere(old)
+    calls = rejoin_calls(old_removed)
+    stack = keyring_rejoin_stack_id(r)
+    (workdir / "state" / f"{stack}.tfstate").unlink(missing_ok=True)  # a change, not a place to stay in
+    print(f"== keyring rejoin: cdktf deploy {stack} for {', '.join(f'{n} ({s})' for n, s in running.items())} "
+          f"(running, member {', '.join(sorted({down[n] for n in running}))}; keyring now: {ring.describe()})",
+          file=out, flush=True)
+    for i, c in enumerate(calls, 1):
+        print(f"   {i}. {c.operation} {plan.name(c.key)}: {c.why}", file=out, flush=True)
+    print(f"   then {', '.join(running)}' fragments delivered with {plan.name(KeyName.NEW)}, nothing restarted. The "
+          f"old key {old} is every member's primary for the while of the rejoin", file=out, flush=True)
+    if silent:
+        print(f"   left down (their API does not answer): {', '.join(silent)}; run repair again once they run",
+              file=out, flush=True)
+    t0 = time.monotonic()
+    request = json.dumps({"stragglers": running, "old_removed": old_removed})
+    proc = run_cdktf("deploy", [stack], spec_path, workdir, out, extra_env={REJOIN_ENV: request})
+    if proc.returncode != 0:
+        raise DeployError(f"cdktf deploy {stack} failed (exit {proc.returncode}) after {time.monotonic() - t0:.0f}s; "
+                          "every member that is up held both keys at each call, so they still read each other; "
+                          f"rerun `tsegossip repair SPEC --keyring`. Last output:\n{_tail(proc.stdout)}")
+    after = observe.keyring(r.servers.http_addr, access, timeout=timeout)
+    print(f"   rejoined in {time.monotonic() - t0:.1f}s: {after.describe()}", file=out, flush=True)
+    return True

@@ -84,6 +84,13 @@ def phases_by_node(rollout: Listed, state: Phased) -> dict[str, str]:
     return out
 
 
+def skippable_nodes(rollout) -> dict[str, str]:
+    """Node -> role for the listed nodes whose role has down_nodes = skip (a gate's or keyring change's may_be_down)."""
+    out = {n.name: SERVERS for n in rollout.servers.nodes if rollout.servers.down_nodes == "skip"}
+    out.update({n.name: g.name for g in rollout.client_groups if g.down_nodes == "skip" for n in g.nodes})
+    return out
+
+
 def addresses_by_node(rollout: Listed) -> dict[str, str]:
     """Node name → its HTTP API address, for every listed node."""
     return {n.name: n.http_addr for _, nodes in _roles(rollout) for n in nodes}

@@ -186,6 +186,15 @@ KEYRING = (
     _a("members", Kind.MAP_STRING,
        "Node name → HTTP API address of every listed node: each must be an alive member before the call (a "
        "member down during a key change comes back with the old keyring only).", required=True),
+    _a("may_be_down", Kind.MAP_STRING,
+       "Node name → its role, for the nodes of roles with down_nodes = skip: such a node may be down when the "
+       "call is made; it is recorded in `stragglers` (`tsegossip repair SPEC --keyring` once it is back).",
+       optional=True),
+    _a("await_members", Kind.STRING,
+       "Comma-separated nodes that must be alive members once the change is done (a keyring rejoin: the "
+       "stragglers read the cluster again); waited for up to timeout_seconds.", optional=True),
+    _a("stragglers", Kind.MAP_STRING,
+       "Node name → why the change did not reach it (down when the stage ran, down_nodes = skip).", computed=True),
     _a("token_env", Kind.STRING, "Environment variable with the Consul ACL token (keyring = \"write\").",
        optional=True),
     _a("cacert_env", Kind.STRING, "Environment variable with the CA file path.", optional=True),

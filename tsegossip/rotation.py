@@ -21,11 +21,11 @@ from __future__ import annotations
 import enum
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import planner
 from .errors import PlanError
-from .expectations import SERVERS
+from .expectations import SERVERS, skippable_nodes
 from .keys import UNKNOWN_FINGERPRINT, KeyShown
 from .phases import Phase
 from .spec import Rollout, ServerType
@@ -120,9 +120,9 @@ class KeyringGate:
     fragments: KeyName | None = None          # every listed node's fragment carries k (read back by sha256)
     every_listed_node: bool = True            # NumNodes counts every listed node: none is down
 
-    # Why none may be down, not even under `down_nodes: skip`: a member down while a key is installed or made
-    # primary comes back sending with, or holding only, the old key, and after remove no member reads it
-    # (consul#719, serf#579).
+    # A member down while a key is installed or made primary comes back sending with, or holding only, the
+    # old key, and after remove no member reads it (consul#719, serf#579). So a listed node must be alive
+    # unless its role says `down_nodes: skip`: then it is a straggler, brought back by rejoin_calls.
 
     def conditions(self, name: Callable[[KeyName], str]) -> tuple[str, ...]:
         out = [f"Keys[{name(k)}] == NumNodes" for k in self.held_by_all]
@@ -424,6 +424,14 @@ def _warnings(rollout: Rollout, phase: Phase, stages: tuple[RotationStage, ...],
             f"unmanaged members ({', '.join(listed)}): their keyrings change with everyone's (a keyring call reaches "
             "every LAN member and NumNodes counts them), but their fragments are not tsegossip's: have their owners "
             "put the new key in their encrypt before the remove stage")
+    skipping = sorted(set(skippable_nodes(rollout).values()), key=lambda role: (role != SERVERS, role))
+    if skipping:
+        out.append(
+            f"down_nodes = skip on {', '.join(skipping)}: a member of it down during install, use or remove is left "
+            "behind as a straggler holding the old keyring only; once the new key is primary it reads nothing the "
+            "others send (consul#719). When it runs again, `tsegossip repair SPEC --keyring` brings it back through "
+            "the keyring API: the others send with the old key again until the straggler holds the new one (the "
+            "old key is in use for that while, and key_env must still hold it)")
     if phase is Phase.ACCEPT_ENCRYPTED:
         out.append("every agent is accept-encrypted and still sends plaintext: the rotation changes the key agents "
                    "will encrypt with, not what crosses the network today")
@@ -465,6 +473,102 @@ def plan_rotation(rollout: Rollout, old: KeyShown | None = None, new: KeyShown |
 
 def _shown(env: str, pinned: str | None) -> KeyShown:
     return KeyShown(env, pinned or UNKNOWN_FINGERPRINT, f"(not in ${env})", "pinned" if pinned else "none")
+
+
+# ---- a straggler's way back: the keyring rejoin -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RejoinCall:
+    """One keyring call of a rejoin: `awaits` when the stragglers must be alive members once it is done."""
+
+    operation: str          # install | use | remove
+    key: KeyName
+    requires: KeyringGate
+    verifies: KeyringGate
+    awaits: bool
+    why: str
+    checks: tuple[KeyPairCheck, ...] = ()   # the pairs that must read each other while the call propagates
+
+    @property
+    def safe(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+def _after_call(m: MemberKeys, operation: str, key: KeyName) -> MemberKeys:
+    if operation == "install":
+        return MemberKeys(m.held | {key}, m.primary)
+    if operation == "use":
+        return MemberKeys(m.held, key)
+    return MemberKeys(m.held - {key}, m.primary)
+
+
+def _proven(calls: list[RejoinCall], old_removed: bool) -> tuple[RejoinCall, ...]:
+    """Each call with its pair checks: the members that are up, some reached and some not yet, must read each
+    other throughout; the stragglers are checked against them from the call that awaits them on (before
+    it they are cut off already, which is why the rejoin runs)."""
+    others = MemberKeys(frozenset({NEW} if old_removed else {OLD, NEW}), NEW)
+    straggler, joined, out = MemberKeys(frozenset({OLD}), OLD), False, []
+    for c in calls:
+        after = _after_call(others, c.operation, c.key)
+        kinds = [others, after]
+        if joined:  # a member again: the call reaches it too
+            kinds += [straggler, _after_call(straggler, c.operation, c.key)]
+        checks = prove_keys(tuple(dict.fromkeys(kinds)))
+        if c.awaits:  # once every member that is up sends with the key the stragglers hold, they read all
+            checks += tuple(KeyPairCheck(straggler, m) for m in (after,))
+        out.append(replace(c, checks=checks))
+        others = after
+        if joined:
+            straggler = _after_call(straggler, c.operation, c.key)
+        joined = joined or c.awaits
+        if not out[-1].safe:
+            raise PlanError(f"internal: rejoin call {c.operation} {c.key} fails its own proof: "
+                            + "; ".join(str(x) for x in checks if not x.ok))
+    if straggler != others:
+        raise PlanError(f"internal: a rejoin ends with the stragglers at {straggler}, the others at {others}")
+    return tuple(out)
+
+
+def rejoin_calls(old_removed: bool) -> tuple[RejoinCall, ...]:
+    """The calls bringing back stragglers that missed the install and came back after the new key became
+    primary: they hold the old key only, so they read nothing the others send (consul#719). A keyring
+    change cannot reach them (it is a serf query they cannot decrypt) and Consul 1.14 has no local-only
+    install, so the others step back to sending with the old key, which every member holds then; the
+    stragglers read them, serf's reconnect brings them back, and the install of the new key reaches
+    them with everyone else; then forward again. Every pair reads each other at every point: all but the
+    stragglers hold both keys throughout, and the stragglers hear only the old key until they hold the new.
+    """
+    # The gates leave the new key out until it reaches the stragglers: once the others can read a straggler
+    # (from the old key's install on), NumNodes counts it, and it holds only the old key.
+    out = []
+    if old_removed:
+        out.append(RejoinCall("install", OLD, KeyringGate(held_by_all=(NEW,), primary_on_all=NEW),
+                              KeyringGate(held_by_all=(OLD,)), False,
+                              "the old key back in the keyring of every member that is up (none sends with it)"))
+    out += [
+        RejoinCall("use", OLD, KeyringGate(held_by_all=(OLD,)), KeyringGate(held_by_all=(OLD,), primary_on_all=OLD),
+                   True, "every member sends with the old key, which the stragglers hold: they read the others again "
+                         "and rejoin"),
+        RejoinCall("install", NEW, KeyringGate(held_by_all=(OLD,), primary_on_all=OLD),
+                   KeyringGate(held_by_all=(OLD, NEW), primary_on_all=OLD), False,
+                   "the new key reaches the stragglers, members again"),
+        RejoinCall("use", NEW, KeyringGate(held_by_all=(OLD, NEW)), KeyringGate(held_by_all=(OLD, NEW), primary_on_all=NEW),
+                   False, "forward again: the new key every member's primary"),
+    ]
+    if old_removed:
+        out.append(RejoinCall("remove", OLD, KeyringGate(held_by_all=(NEW,), primary_on_all=NEW),
+                              KeyringGate(held_by_all=(NEW,), primary_on_all=NEW, held_by_none=(OLD,)), False,
+                              "the old key gone again, from the stragglers too"))
+    return _proven(out, old_removed)
+
+
+REJOIN_ENV = "TSEGOSSIP_KEYRING_REJOIN"  # `tsegossip repair --keyring` -> synth: the stragglers, as JSON
+
+
+def keyring_rejoin_stack_id(rollout: Rollout) -> str:
+    """`<name>-keyring-rejoin`: the stack of `tsegossip repair --keyring` for a rotation's stragglers."""
+    return f"{rollout.name}-keyring-rejoin"
 
 
 def keyring_repair_stack_id(rollout: Rollout, fingerprint: str) -> str:

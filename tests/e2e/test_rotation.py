@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,63 @@ def test_rollback_before_remove_makes_the_old_key_primary_and_uninstalls_the_new
         assert probe.failed == [], probe.failed
         again = run("deploy", spec_path, "--workdir", work, "--rollback")
         assert again.returncode == 0 and "nothing to roll back" in again.stdout
+
+
+@pytest.mark.timeout(420)
+def test_a_straggler_down_during_the_rotation_is_brought_back_by_repair_keyring(tmp_path, lab_binary, key,
+                                                                                rollout_name, monkeypatch):
+    """down_nodes: skip on the clients; web-2 is down for the whole rotation, comes back holding only the old
+    key and reads nothing the others send; `tsegossip repair --keyring` brings it back through the API."""
+    import subprocess
+
+    from tests.e2e.helpers import tsegossip_cmd
+    from tsegossip.observe import members
+
+    new = GossipKey.generate()
+    work = tmp_path / "deploy"
+    with rotation_lab(tmp_path, lab_binary, key, new, rollout_name, monkeypatch, clients=2, groups=1,
+                      key_fingerprint=key.fingerprint, rotate_to_fingerprint=new.fingerprint) as (c, spec_path):
+        doc = json.loads(spec_path.read_text())
+        doc["client_groups"][0]["down_nodes"] = "skip"
+        spec_path.write_text(json.dumps(doc, indent=2))
+        s1, web2 = c.node("server-1"), c.node("web-2")
+
+        def run(*args):
+            return subprocess.run([tsegossip_cmd(), *map(str, args)], capture_output=True, text=True, timeout=300)
+
+        planned = run("plan", spec_path)
+        assert planned.returncode == 0 and "down_nodes = skip on web" in planned.stdout, planned.stdout
+        assert lab.stop(c, "web-2") == "stopped"
+        with Probe(c) as probe:
+            r = run("deploy", spec_path, "--workdir", work)
+            assert r.returncode == 0, r.stdout[-4000:] + r.stderr
+            log = (work / "progress.log").read_text()
+            assert "recorded as stragglers: web-2: member left" in log, log[-3000:]
+            assert "web-2: down when" in log and "fragment not rewritten" in log
+            ring = keyring(s1.http_addr)
+            assert ring.num_nodes == 4 and ring.primary_everywhere(new.fingerprint) and ring.held_nowhere(key.fingerprint)
+            assert json.loads(Path(web2.config_path).read_text())["encrypt"] == key.reveal()  # left as it was
+
+            # back, with its old keyring: it reads nothing the others send, and none of them counts it
+            lab.start(c, "web-2", wait_join=False)
+            time.sleep(4)
+            assert members(s1.http_addr)["web-2"] != "alive"
+            checked = run("check", spec_path)
+            assert checked.returncode == 1 and "web-2 runs but is no alive member" in checked.stdout, checked.stdout
+            assert "repair SPEC --keyring" in checked.stdout
+            fixed = run("repair", spec_path, "--keyring", "--workdir", work)
+            assert fixed.returncode == 0, fixed.stdout[-4000:] + fixed.stderr
+            assert f"== keyring rejoin: cdktf deploy {rollout_name}-keyring-rejoin for web-2 (web)" in fixed.stdout
+            assert "1. install old" in fixed.stdout and "5. remove old" in fixed.stdout
+        assert set(members(s1.http_addr).values()) == {"alive"}
+        ring = keyring(s1.http_addr)
+        assert ring.num_nodes == 5 and ring.primary_everywhere(new.fingerprint) and ring.held_nowhere(key.fingerprint)
+        assert json.loads(Path(web2.config_path).read_text())["encrypt"] == new.reveal()
+        assert probe.samples > 20
+        outside = [f for f in probe.failed if "web-2" not in (f[1], f[2])]
+        assert outside == [], outside  # the others never lost each other, not even while the old key was back
+        again = run("repair", spec_path, "--keyring", "--workdir", work)
+        assert again.returncode == 0 and "nothing to rejoin: every listed node is an alive member" in again.stdout
+        for text in (r.stdout, fixed.stdout, (work / "progress.log").read_text(),
+                     *(p.read_text() for p in work.rglob("*.tfstate"))):
+            assert new.reveal() not in text and key.reveal() not in text

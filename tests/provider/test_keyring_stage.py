@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tf.iface import CreateContext
 from tf.types import Unknown
 
@@ -31,16 +33,17 @@ class Cluster:
     def view(self, *a, **k) -> KeyringView:
         keys: dict[str, int] = {}
         prim: dict[str, int] = {}
-        for n in NODES:
+        counted = [n for n in NODES if self.status[n] == "alive"]  # NumNodes leaves out failed and left members
+        for n in counted:
             for f in self.held[n]:
                 keys[f] = keys.get(f, 0) + 1
             prim[self.primary[n]] = prim.get(self.primary[n], 0) + 1
-        return KeyringView((Ring(False, "dc1", "", keys, prim, len(NODES)),))
+        return KeyringView((Ring(False, "dc1", "", keys, prim, len(counted)),))
 
     def change(self, op: str, addr: str, access, key: GossipKey) -> kr.KeyringChange:
         self.calls.append((op, key.fingerprint))
         fp = key.fingerprint
-        for n in sorted(self.hearing):
+        for n in sorted(n for n in self.hearing if self.status[n] == "alive"):
             if op == "install" and fp not in self.held[n]:
                 self.held[n].append(fp)
             elif op == "use":
@@ -180,3 +183,62 @@ def test_a_partial_answer_is_asked_again_after_a_short_grace():
     s = state("install", NEW, timeout_seconds=60)
     assert Keyring(world=cluster.world(ENV)).create(c, s) is not None, c.diagnostics
     assert len(calls) == 2 and calls[1] - calls[0] <= 3.0  # not a third of the timeout
+
+
+def test_a_down_member_of_a_skip_role_is_left_behind_as_a_straggler():
+    cluster = Cluster()
+    cluster.status["web-2"] = "failed"
+    c = ctx(CreateContext)
+    out = Keyring(world=cluster.world(ENV)).create(c, state("install", NEW, may_be_down={"web-2": "web"}))
+    assert not errors(c), c.diagnostics
+    assert cluster.calls == [("install", NEW.fingerprint)]
+    assert NEW.fingerprint not in cluster.held["web-2"]  # it missed the change
+    assert out["stragglers"] == {"web-2": "down when lab-rotate-1-install ran (member failed, role web); missed the install"}
+    assert out["verdict"].endswith("stragglers (down, skipped): web-2")
+    # a down member of another role is still refused
+    cluster.status["web-1"] = "left"
+    c = ctx(CreateContext)
+    assert Keyring(world=cluster.world(ENV)).create(c, state("install", NEW, may_be_down={"web-2": "web"})) is None
+    (err,) = errors(c)
+    assert "web-1: member left" in err.detail and "web-2" not in err.detail.split(".")[0]
+
+
+def _rejoin_use(**kw) -> dict:
+    return state("use", OLD, key_env="OLD", stack="lab-keyring-rejoin", held_before=f"{OLD.fingerprint},{NEW.fingerprint}",
+                 held_after=f"{OLD.fingerprint},{NEW.fingerprint}", primary_before=None, primary_after=OLD.fingerprint,
+                 may_be_down={"web-2": "web"}, await_members="web-2", **{"timeout_seconds": 30, **kw})
+
+
+def test_a_rejoin_waits_for_the_straggler_to_be_an_alive_member():
+    cluster = Cluster()
+    for n in NODES:
+        cluster.held[n], cluster.primary[n] = [OLD.fingerprint, NEW.fingerprint], NEW.fingerprint
+    cluster.held["web-2"], cluster.primary["web-2"] = [OLD.fingerprint], OLD.fingerprint  # missed the install
+    cluster.status["web-2"] = "failed"
+    seen = []
+
+    def members(*a, **k):
+        seen.append(cluster.now)
+        if cluster.primary["server-1"] == OLD.fingerprint and len(seen) > 3:  # it reads the others: serf brings it back
+            cluster.status["web-2"] = "alive"
+        return dict(cluster.status)
+
+    w = cluster.world(ENV)
+    w = replace(w, members=members)
+    c = ctx(CreateContext)
+    out = Keyring(world=w).create(c, _rejoin_use())
+    assert not errors(c), c.diagnostics
+    assert cluster.calls == [("use", OLD.fingerprint)] and cluster.status["web-2"] == "alive"
+    assert out["stragglers"] == {"web-2": "down when lab-keyring-rejoin ran (member failed, role web); missed the use"}
+
+
+def test_a_rejoin_that_does_not_come_back_is_refused_naming_it():
+    cluster = Cluster()
+    for n in NODES:
+        cluster.held[n], cluster.primary[n] = [OLD.fingerprint, NEW.fingerprint], NEW.fingerprint
+    cluster.status["web-2"] = "failed"
+    c = ctx(CreateContext)
+    assert Keyring(world=cluster.world(ENV)).create(c, _rejoin_use(timeout_seconds=10)) is None
+    (err,) = errors(c)
+    assert err.summary == "keyring (lab/lab-keyring-rejoin): web-2 did not rejoin" and err.path == ["await_members"]
+    assert "web-2: member failed after" in err.detail and "repair SPEC --keyring" in err.detail

@@ -95,6 +95,13 @@ def cmd_check(args: argparse.Namespace) -> int:
                         "written; update them, or --today to judge against them)")
     if rotation_note:
         note = rotation_note + (f"; {note}" if note else "")
+        # an agent that runs (its API answers) but is no alive member missed a key change: a rotation's straggler
+        cut = [v.name for v in verdict.nodes if v.member in ("failed", "left", "absent")
+               and v.observed not in ("unreachable", "unknown")]
+        if cut:
+            note += (f"; {', '.join(cut)} runs but is no alive member: it missed a keyring change (a straggler of the "
+                     "rotation, holding the old key only); `tsegossip repair SPEC --keyring` brings it back through "
+                     "the keyring API")
     if args.format == "table":
         print((note + "\n" if note else "") + check.as_table(verdict))
     else:

@@ -52,7 +52,10 @@ def register(sub) -> None:
                    help="repair a stale keyring instead: install the key in key_env on every member and make it "
                         "every member's primary through the keyring API (POST, then PUT; stack <name>-keyring-<fp>), "
                         "for agents whose serf/local.keyring holds an older set and so ignores `encrypt`. No file "
-                        "is deleted, nothing restarts; older keys stay installed")
+                        "is deleted, nothing restarts; older keys stay installed. With a rotation spec "
+                        "(rotate_to_env): bring back its stragglers, agents that run again but missed the install "
+                        "(stack <name>-keyring-rejoin: the others send with the old key until they hold the new "
+                        "one, then forward again; their fragments delivered with the new key)")
     s.add_argument("--workdir", default=".tsegossip/deploy", help="where cdktf.out and logs go (default .tsegossip/deploy)")
     s.add_argument("--timeout", type=float, default=3.0, help="seconds per HTTP request while looking (default 3)")
     s.set_defaults(func=cmd_repair)
@@ -136,7 +139,18 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def _deploy_rotation(args: argparse.Namespace, rollout) -> int:
     """A key rotation's stages with cdktf deploy; both keys needed (the old one for remove and the gates)."""
-    from .. import deploy, rotation
+    from .. import deploy
+
+    plan = _rotation_plan(rollout)
+    with live.output(sys.stdout, plain=args.plain or args.interactive) as out:
+        deploy.deploy_rotation(plan, Path(args.spec), Path(args.workdir).resolve(), args.stack, out=out,
+                               rollback=args.rollback)
+    return 0
+
+
+def _rotation_plan(rollout):
+    """A rotation's plan with both keys from the environment (the old one for remove and the gates)."""
+    from .. import rotation
 
     old = _key(rollout)
     current = KeyShown(rollout.key_env, old.fingerprint, old.redacted, "environment")
@@ -144,11 +158,7 @@ def _deploy_rotation(args: argparse.Namespace, rollout) -> int:
         _, new = rotation_key_for_plan(rollout.rotate_to_env, rollout.rotate_to_fingerprint, current, required=True)
     except InvalidKey as err:
         raise UserError(f"rotate_to_env: {err}; nothing was deployed") from None
-    plan = rotation.plan_rotation(rollout, current, new)
-    with live.output(sys.stdout, plain=args.plain or args.interactive) as out:
-        deploy.deploy_rotation(plan, Path(args.spec), Path(args.workdir).resolve(), args.stack, out=out,
-                               rollback=args.rollback)
-    return 0
+    return rotation.plan_rotation(rollout, current, new)
 
 
 def _key(rollout) -> GossipKey:
@@ -198,8 +208,14 @@ def cmd_repair(args: argparse.Namespace) -> int:
     if args.keyring:
         from .. import deploy
 
+        if rollout.rotates:  # a rotation's stragglers: back through the keyring API (rotation.rejoin_calls)
+            deploy.rejoin_keyring(_rotation_plan(rollout), Path(args.spec), Path(args.workdir).resolve())
+            return 0
         deploy.repair_keyring(rollout, Path(args.spec), _key(rollout), Path(args.workdir).resolve())
         return 0
+    if rollout.rotates:
+        raise UserError("repair of a rotation spec (rotate_to_env set) is `tsegossip repair SPEC --keyring`: its "
+                        "stragglers are brought back through the keyring API; nothing was changed")
     plan = planner.plan(rollout)
     key = _key(rollout)
     repair.run(plan, Path(args.spec), key, Path(args.workdir).resolve(), args.after, args.dry_run,

@@ -20,7 +20,7 @@ _EXPORTS = {
     "PhaseStack": "gossip", "PhaseStackProps": "gossip",
     "RepairStack": "repair", "RepairStackProps": "repair",
     "KeyringResource": "bindings", "RotationStack": "rotation", "RotationStackProps": "rotation",
-    "KeyringRepairStack": "rotation",
+    "KeyringRepairStack": "rotation", "KeyringRejoinStack": "rotation",
 }
 __all__ = sorted(_EXPORTS)
 

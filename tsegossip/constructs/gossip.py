@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..expectations import skippable_nodes
 from ..keys import GossipKey, KeyShown
 from ..phases import why_incompatible
 from ..planner import SERVERS, Move, Plan, Step, StepKind, prove
@@ -84,13 +85,6 @@ def common_attributes(r: Rollout, stack: str, key_fingerprint: str, **extra: Any
         http_addr=r.servers.http_addr, token_env=r.consul.token_env, cacert_env=r.consul.cacert_env,
         client_cert_env=r.consul.client_cert_env, client_key_env=r.consul.client_key_env, **extra,
     )
-
-
-def skippable_nodes(r: Rollout) -> dict[str, str]:
-    """Node -> role for the roles with down_nodes = skip (a gate's may_be_down)."""
-    out = {n.name: SERVERS for n in r.servers.nodes if r.servers.down_nodes == "skip"}
-    out.update({n.name: g.name for g in r.client_groups if g.down_nodes == "skip" for n in g.nodes})
-    return out
 
 
 @dataclass(frozen=True, kw_only=True)

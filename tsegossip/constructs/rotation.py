@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..rotation import KeyName, RotationPlan, RotationStage, StageKind, keyring_repair_stack_id
+from ..rotation import (KeyName, RotationPlan, RotationStage, StageKind, keyring_rejoin_stack_id,
+                        keyring_repair_stack_id, rejoin_calls)
 from ..spec import Rollout, ServerType
 from ._cdk import Construct, TerraformStack
 from .bindings import KeyringResource
-from .gossip import GossipClientConfig, GossipServerParams, PhaseGate, common_attributes, stack_basics
+from .gossip import (GossipClientConfig, GossipServerParams, PhaseGate, common_attributes, skippable_nodes,
+                     stack_basics)
 from .props import GossipClientConfigProps, GossipServerParamsProps, PhaseGateProps, PropsError, _fail, _fingerprint
 
 
@@ -75,50 +77,71 @@ class RotationStack(TerraformStack):
             return PhaseGateProps(**common, when=when, expected=expected, **extra)
 
         fixed = {u.phase for u in r.unmanaged if u.phase is not None}
+        skip = skippable_nodes(r)  # down_nodes = skip: such a node may be down; it becomes a straggler
         self.gate_before = PhaseGate(self, "gate-before", gate(
             "before", stage.before.primary, addresses=addresses,
             present=tuple(sorted({plan.phase} | fixed, key=lambda p: p.rank)), coexisting=(plan.phase,),
-            servers_unlisted=r.servers.type is ServerType.TSE, unmanaged={u.name: u.label for u in r.unmanaged}))
+            servers_unlisted=r.servers.type is ServerType.TSE, unmanaged={u.name: u.label for u in r.unmanaged},
+            may_be_down=skip))
         movers: list = []
         if stage.kind is StageKind.CONFIGS:
             # forward: the new key; undo3: back to the old one
-            common = {**common_attributes(r, id, fp(stage.key), previous_stack=previous),
-                      "key_env": _env(r, stage.key)}
-            s = r.servers
-            tse = s.type is ServerType.TSE  # the console's save with the new key: TSE rolls its servers
-            servers = GossipServerParams(self, "servers", GossipServerParamsProps(
-                **common, server_type=s.type.value, phase=plan.phase, from_phase=plan.phase, rewrite=True,
-                instance_id=s.instance_id, region=s.region,
-                nodes={n.name: n.http_addr for n in s.nodes}, config_path=s.config_path,
-                restart_command=s.restart_command, delivery=s.delivery,
-                timeout_seconds=r.timeouts.tse_seconds if tse else r.timeouts.batch_seconds,
-                poll_seconds=r.timeouts.poll_seconds), depends_on=[self.gate_before])
-            movers.append(servers)
-            for g in r.client_groups:
-                movers.append(GossipClientConfig(self, f"client-{g.name}", GossipClientConfigProps(
-                    **common, group=g.name, phase=plan.phase, from_phase=plan.phase, rewrite=True,
-                    nodes={n.name: n.http_addr for n in g.nodes}, config_path=g.config_path,
-                    restart_command=g.restart_command, batch_size=g.batch_size,
-                    delivery=g.delivery, timeout_seconds=r.timeouts.batch_seconds,
-                    poll_seconds=r.timeouts.poll_seconds), depends_on=[self.gate_before]))
+            movers += _rewrites(self, r, id, fp(stage.key), _env(r, stage.key), plan, previous, [self.gate_before])
         else:
             k = stage.key
             self.keyring = KeyringResource(self, "keyring", {
-                "rollout": r.name, "stack": id, "previous_stack": previous, "operation": _operation(stage),
-                "key_env": _env(r, k), "key_fingerprint": fp(k),
-                "held_before": ",".join(fp(x) for x in stage.requires.held_by_all) or None,
-                "primary_before": fp(stage.requires.primary_on_all) if stage.requires.primary_on_all else None,
-                "held_after": ",".join(fp(x) for x in stage.verifies.held_by_all) or None,
-                "primary_after": fp(stage.verifies.primary_on_all) if stage.verifies.primary_on_all else None,
-                "absent_after": ",".join(fp(x) for x in stage.verifies.held_by_none) or None,
-                "http_addr": r.servers.http_addr, "members": nodes,
-                "token_env": r.consul.token_env, "cacert_env": r.consul.cacert_env,
-                "client_cert_env": r.consul.client_cert_env, "client_key_env": r.consul.client_key_env,
-                "timeout_seconds": r.timeouts.batch_seconds, "poll_seconds": r.timeouts.poll_seconds,
+                **_keyring_base(r, id, _env(r, k), fp(k)), "previous_stack": previous, "operation": _operation(stage),
+                **_conditions(stage.requires, stage.verifies, fp), "members": nodes, "may_be_down": skip or None,
             }, depends_on=[self.gate_before])
             movers.append(self.keyring)
-        self.gate_after = PhaseGate(self, "gate-after", gate("after", stage.after.primary, addresses=nodes),
-                                    depends_on=movers)
+        self.gate_after = PhaseGate(self, "gate-after", gate("after", stage.after.primary, addresses=nodes,
+                                                             may_be_down=skip), depends_on=movers)
+
+
+def _keyring_base(r: Rollout, stack: str, key_env: str, fingerprint: str) -> dict:
+    """A tsegossip_keyring's attributes every keyring change shares."""
+    return {"rollout": r.name, "stack": stack, "key_env": key_env, "key_fingerprint": fingerprint,
+            "http_addr": r.servers.http_addr, "token_env": r.consul.token_env, "cacert_env": r.consul.cacert_env,
+            "client_cert_env": r.consul.client_cert_env, "client_key_env": r.consul.client_key_env,
+            "timeout_seconds": r.timeouts.batch_seconds, "poll_seconds": r.timeouts.poll_seconds}
+
+
+def _conditions(requires, verifies, fp) -> dict:
+    return {"held_before": ",".join(fp(x) for x in requires.held_by_all) or None,
+            "primary_before": fp(requires.primary_on_all) if requires.primary_on_all else None,
+            "held_after": ",".join(fp(x) for x in verifies.held_by_all) or None,
+            "primary_after": fp(verifies.primary_on_all) if verifies.primary_on_all else None,
+            "absent_after": ",".join(fp(x) for x in verifies.held_by_none) or None}
+
+
+def _rewrites(stack: TerraformStack, r: Rollout, id: str, fingerprint: str, key_env: str, plan: RotationPlan,
+              previous: str | None, after: list, only: set[str] | None = None) -> list:
+    """The configs stage's movers: the servers' and each group's fragments delivered again with the key in
+    key_env, nothing restarted (`rewrite`). `only`: just these nodes (a rejoin's stragglers); roles without
+    one of them get no resource."""
+    common = {**common_attributes(r, id, fingerprint, previous_stack=previous), "key_env": key_env}
+    keep = (lambda nodes: nodes) if only is None else (lambda nodes: [n for n in nodes if n.name in only])
+    out = []
+    s = r.servers
+    tse = s.type is ServerType.TSE  # the console's save with the new key: TSE rolls its servers
+    if only is None or keep(s.nodes):
+        out.append(GossipServerParams(stack, "servers", GossipServerParamsProps(
+            **common, server_type=s.type.value, phase=plan.phase, from_phase=plan.phase, rewrite=True,
+            instance_id=s.instance_id, region=s.region,
+            nodes={n.name: n.http_addr for n in keep(s.nodes)}, config_path=s.config_path,
+            restart_command=s.restart_command, delivery=s.delivery, down_nodes=s.down_nodes,
+            timeout_seconds=r.timeouts.tse_seconds if tse else r.timeouts.batch_seconds,
+            poll_seconds=r.timeouts.poll_seconds), depends_on=after))
+    for g in r.client_groups:
+        if only is not None and not keep(g.nodes):
+            continue
+        out.append(GossipClientConfig(stack, f"client-{g.name}", GossipClientConfigProps(
+            **common, group=g.name, phase=plan.phase, from_phase=plan.phase, rewrite=True,
+            nodes={n.name: n.http_addr for n in keep(g.nodes)}, config_path=g.config_path,
+            restart_command=g.restart_command, batch_size=g.batch_size, down_nodes=g.down_nodes,
+            delivery=g.delivery, timeout_seconds=r.timeouts.batch_seconds,
+            poll_seconds=r.timeouts.poll_seconds), depends_on=after))
+    return out
 
 
 def _operation(stage: RotationStage) -> str:
@@ -141,13 +164,53 @@ class KeyringRepairStack(TerraformStack):
         super().__init__(scope, id)
         r = rollout
         stack_basics(self, state_dir)
-        base = {"rollout": r.name, "stack": id, "key_env": r.key_env, "key_fingerprint": fingerprint,
-                "http_addr": r.servers.http_addr, "members": _nodes(r),
-                "token_env": r.consul.token_env, "cacert_env": r.consul.cacert_env,
-                "client_cert_env": r.consul.client_cert_env, "client_key_env": r.consul.client_key_env,
-                "timeout_seconds": r.timeouts.batch_seconds, "poll_seconds": r.timeouts.poll_seconds}
+        base = {**_keyring_base(r, id, r.key_env, fingerprint), "members": _nodes(r)}
         self.install = KeyringResource(self, "install", {**base, "operation": "install", "held_after": fingerprint})
         self.use = KeyringResource(self, "use", {**base, "operation": "use", "held_before": fingerprint,
                                                  "held_after": fingerprint, "primary_after": fingerprint},
                                    depends_on=[self.install])
 
+
+
+class KeyringRejoinStack(TerraformStack):
+    """Stragglers of a rotation brought back through the keyring API (rotation.rejoin_calls): the others send
+    with the old key again until the stragglers, members again, hold the new one; then forward. Each call is
+    one `tsegossip_keyring`, proven on the live keyring; then the stragglers' fragments are delivered with the
+    new key (nothing restarted) and the after-gate checks every listed node alive with the new key."""
+
+    def __init__(self, scope: Construct, plan: RotationPlan, stragglers: dict[str, str], old_removed: bool,
+                 state_dir: str | None = None) -> None:
+        r = plan.rollout
+        nodes = _nodes(r)
+        unknown = sorted(set(stragglers) - set(nodes))
+        if unknown or not stragglers:
+            raise PropsError(f"KeyringRejoinStack: stragglers {unknown or '(none)'}: allowed: listed nodes of "
+                             f"rollout {r.name} ({', '.join(sorted(nodes))})")
+        id = keyring_rejoin_stack_id(r)
+        super().__init__(scope, id)
+        stack_basics(self, state_dir)
+        fp = plan.fingerprint
+        # every other node of a down_nodes = skip role may still be down: it stays a straggler for a later rejoin
+        down = {**skippable_nodes(r), **stragglers}
+        previous: list = []
+        self.calls = []
+        awaited = False
+        for i, call in enumerate(rejoin_calls(old_removed), 1):
+            c = KeyringResource(self, f"call-{i}-{call.operation}-{call.key}", {
+                **_keyring_base(r, id, _env(r, call.key), fp(call.key)), "operation": call.operation,
+                **_conditions(call.requires, call.verifies, fp), "members": nodes,
+                "may_be_down": (down if not awaited else {n: x for n, x in down.items() if n not in stragglers})
+                or None,
+                "await_members": ",".join(sorted(stragglers)) if call.awaits else None,
+            }, depends_on=previous)
+            awaited = awaited or call.awaits
+            self.calls.append(c)
+            previous = [c]
+        self.rewrites = _rewrites(self, r, id, fp(KeyName.NEW), _env(r, KeyName.NEW), plan, None, previous,
+                                  only=set(stragglers))
+        expected = {n: plan.phase for n in nodes}
+        common = {**common_attributes(r, id, fp(KeyName.NEW)), "key_env": _env(r, KeyName.NEW)}
+        still = {n: x for n, x in skippable_nodes(r).items() if n not in stragglers}
+        self.gate_after = PhaseGate(self, "gate-after", PhaseGateProps(
+            **common, when="after", expected=expected, addresses=nodes, may_be_down=still),
+            depends_on=self.rewrites or previous)

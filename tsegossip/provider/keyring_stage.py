@@ -52,20 +52,32 @@ def run_keyring_stage(state: KeyringState, world: World, diags: Diagnostics) -> 
     except obs.ObserveError as err:
         refuse(diags, f"{who}: cannot list the members", f"{err}. Nothing was changed.", ["http_addr"])
     down = {n: statuses.get(n, "absent") for n in sorted(listed) if statuses.get(n, "absent") != "alive"}
-    if down:
+    skippable = state.may_be_down or {}
+    refused = {n: s for n, s in down.items() if n not in skippable}
+    if refused:
+        hint = (" (or set down_nodes: skip on its role: the stage then goes on without it and records it as a "
+                "straggler, which `tsegossip repair SPEC --keyring` brings back once it runs again)")
         refuse(diags, f"{who}: listed nodes are not alive members",
-               "; ".join(f"{n}: member {s}" for n, s in down.items())
+               "; ".join(f"{n}: member {s}" for n, s in refused.items())
                + ". A member down while a key is installed, made primary or removed comes back with the old "
                  "keyring only and, once the old key is gone, no member reads it (consul#719). Bring it back "
-                 "(or take it out of the spec if it is gone for good), then apply again. Nothing was changed.",
+                 f"(or take it out of the spec if it is gone for good){hint}, then apply again. Nothing was changed.",
                ["members"])
+    # down_nodes = skip: the change goes on without them. NumNodes counts only the members that are not failed
+    # or left, so the conditions hold without them; each is recorded as a straggler of this stage.
+    stragglers = {n: f"down when {state.stack} ran (member {s}, role {skippable[n]}); missed the {op}"
+                  for n, s in down.items()}
+    if stragglers:
+        world.progress(f"{who}: skipping {len(stragglers)} down node(s) (down_nodes = skip), recorded as "
+                       "stragglers: " + "; ".join(f"{n}: member {down[n]}" for n in sorted(stragglers)))
     view = world.keyring(state.http_addr, state.access)
     if view.error:
         refuse(diags, f"{who}: cannot list the keyring", f"{view.error}. Nothing was changed.", ["http_addr"])
-    members = {n: statuses.get(n, "absent") for n in listed}
+    members = {n: statuses.get(n, "absent") for n in listed if n not in stragglers}
     if not _unmet(view, state.conditions_after):
         world.progress(f"{who}: already done on the live keyring ({view.describe()}); no call made")
-        return state.done(f"already done: {view.describe()}")
+        return _awaited(state, world, diags, world.clock(), state.done(f"already done: {view.describe()}",
+                                                                       stragglers))
     unmet = _unmet(view, state.conditions_before, members)
     if unmet:
         previous = f"deploy {state.previous_stack} first" if state.previous_stack else "bring the keyring there first"
@@ -117,8 +129,38 @@ def run_keyring_stage(state: KeyringState, world: World, diags: Diagnostics) -> 
                + ". Apply again once those members are back: the change is safe to repeat.",
                ["timeout_seconds"])
     verdict = f"{op} {key.fingerprint}: done in {world.clock() - t0:.2f}s, {final.describe()}"
+    if stragglers:
+        verdict += f"; stragglers (down, skipped): {', '.join(sorted(stragglers))}"
     # the figures the rotation benchmark reads: API round trips and listings, and the time in each
     world.progress(f"{who}: {verdict} ({spent['calls']} call(s) {spent['call_seconds']:.3f}s, "
                    f"{spent['listings']} listing(s) {spent['listing_seconds']:.3f}s)")
-    return state.done(verdict)
+    return _awaited(state, world, diags, t0, state.done(verdict, stragglers))
+
+
+def _awaited(state: KeyringState, world: World, diags: Diagnostics, t0: float, done: KeyringState) -> KeyringState:
+    """A rejoin's wait: once the keyring is where this change leaves it, the stragglers named in await_members
+    read the others again and serf's reconnect makes them alive members (measured: within 30 s)."""
+    wanted = state.awaited
+    if not wanted:
+        return done
+    world.progress(f"{state.who}: waiting for {', '.join(wanted)} to be alive members again")
+
+    def probe() -> tuple[bool, dict[str, str]]:
+        try:
+            seen = world.members(state.http_addr, state.access)
+        except obs.ObserveError as err:
+            return False, {n: f"unknown ({err})" for n in wanted}
+        return all(seen.get(n) == "alive" for n in wanted), {n: seen.get(n, "absent") for n in wanted}
+
+    left = max(state.timeout - (world.clock() - t0), state.poll)
+    waited = world.wait_until(probe, timeout=left, interval=state.poll)
+    if not waited.ok:
+        refuse(diags, f"{state.who}: {', '.join(n for n, s in waited.value.items() if s != 'alive')} did not "
+                      "rejoin",
+               "; ".join(f"{n}: member {s}" for n, s in sorted(waited.value.items()))
+               + f" after {world.clock() - t0:.0f}s. Every other member holds both keys, so every pair of them "
+                 "still reads each other. Check the straggler's agent runs and holds the key in key_env (its "
+                 "serf/local.keyring), then rerun `tsegossip repair SPEC --keyring`.", ["await_members"])
+    world.progress(f"{state.who}: {', '.join(wanted)} alive members again after {world.clock() - t0:.1f}s")
+    return done
 

@@ -79,7 +79,7 @@ def roll_nodes(state: NodesState, world: World, diags: Diagnostics) -> NodesStat
     view = world.observe(state.http_addr, nodes, state.access, with_keyring=False)
     labels = view.phases()
     if state.rewrite:
-        return _rewrite_fragments(state, world, diags, key, source, target, labels)
+        return _rewrite_fragments(state, world, diags, key, source, target, labels, view)
     pending = pending_nodes(nodes, labels, target)
     stragglers = down_nodes_skipped(state, view, pending, target) if state.skips_down_nodes else {}
     if stragglers:
@@ -129,7 +129,7 @@ def roll_nodes(state: NodesState, world: World, diags: Diagnostics) -> NodesStat
 
 
 def _rewrite_fragments(state: NodesState, world: World, diags: Diagnostics, key, source: Phase, target: Phase,
-                       labels: Mapping[str, str]) -> NodesState:
+                       labels: Mapping[str, str], view) -> NodesState:
     """A key rotation's configs stage: every node's fragment delivered again with the key in key_env (the new
     one), nothing restarted. The keyring already holds and uses that key (checked first); the fragment is what
     an agent that starts without its keyring file will use, so it must not keep the old key."""
@@ -139,8 +139,20 @@ def _rewrite_fragments(state: NodesState, world: World, diags: Diagnostics, key,
                f"rewrite delivers the fragments again without a restart: phase and from_phase must be the same "
                f"keyed phase (got {source} -> {target}). Nothing was changed.", ["rewrite"])
     nodes = state.node_addresses
+    # down_nodes = skip: a node down now (its host may be down too) keeps its old fragment and is recorded;
+    # `tsegossip repair SPEC --keyring` delivers it with the rejoin once the node is back.
+    stragglers = ({n: f"down when {state.stack} ran (member {view.member_status(n)}); fragment not rewritten"
+                   for n in down_nodes_skipped(state, view, sorted(nodes), target)}
+                  if state.skips_down_nodes else {})
+    if stragglers:
+        world.progress(f"{who}: skipping {len(stragglers)} down node(s) (down_nodes = skip), recorded as "
+                       f"stragglers: " + "; ".join(f"{n}: {why}" for n, why in sorted(stragglers.items())))
+    nodes = {n: a for n, a in nodes.items() if n not in stragglers}
     refusals.keyring_holds_key(state, world, diags, key, nodes)
     names = sorted(nodes)
+    if not names:
+        world.progress(f"{who}: every node down and skipped; nothing rewritten")
+        return state.moved(labels, stragglers)
     batches = [names]  # nothing restarts: batch_size (how many restart together) has nothing to bound
     how = refusals.delivery(state, diags)
     targets = _targets(state, diags, names)
@@ -175,8 +187,9 @@ def _rewrite_fragments(state: NodesState, world: World, diags: Diagnostics, key,
                       path=[failed[0].field], done_in_batch=[o.node for o in outcomes if not o.failure])
             world.progress(f"{who}: batch {i}/{len(batches)} written in {target} after {world.clock() - t0:.2f}s "
                            "(fragments read back, no restart)")
-    world.progress(f"{who}: done, {len(names)} node(s) in {target}; every fragment carries key {key.fingerprint}")
-    return state.moved(labels)
+    world.progress(f"{who}: done, {len(names)} node(s) in {target}; every fragment carries key {key.fingerprint}"
+                   + (f"; {len(stragglers)} straggler(s) down, not rewritten" if stragglers else ""))
+    return state.moved(labels, stragglers)
 
 
 DOWN = ("failed", "left", "absent")

@@ -245,6 +245,9 @@ class KeyringState(_State):
     absent_after: str | None = None
     http_addr: str | None = None
     members: Mapping[str, str] | None = None
+    may_be_down: Mapping[str, str] | None = None
+    await_members: str | None = None
+    stragglers: Mapping[str, str] | None = None
     token_env: str | None = None
     cacert_env: str | None = None
     client_cert_env: str | None = None
@@ -285,5 +288,9 @@ class KeyringState(_State):
                      + [("primary", f) for f in self._list(self.primary_after)]
                      + [("removed", f) for f in self._list(self.absent_after)])
 
-    def done(self, verdict: str) -> KeyringState:
-        return replace(self, id=self.resource_id, verdict=verdict)
+    @property
+    def awaited(self) -> tuple[str, ...]:
+        return self._list(self.await_members)
+
+    def done(self, verdict: str, stragglers: Mapping[str, str] | None = None) -> KeyringState:
+        return replace(self, id=self.resource_id, verdict=verdict, stragglers=dict(stragglers or {}))
