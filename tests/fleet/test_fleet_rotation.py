@@ -140,3 +140,63 @@ def test_rotation_stage_by_stage_on_3_servers_and_2_groups_over_ssh(make_fleet, 
     again = Out()
     assert deploy.deploy_rotation(plan, spec_path, work, out=again) == []
     assert "nothing to do: every rotation stage is already done" in again.getvalue()
+
+
+@pytest.mark.timeout(300)
+def test_a_rotation_straggler_is_brought_back_through_the_keyring_api_and_its_own_host(make_fleet, tmp_path,
+                                                                                        monkeypatch):
+    """web-2's agent is down through the whole rotation (down_nodes: skip on web), comes back with the old
+    keyring only and reads nothing the others send; `tsegossip repair --keyring` brings it back.
+
+    Where each side effect happens: the keyring calls from the runner to server-1's HTTP API (198.18.0.11);
+    web-2's rewritten fragment on web-2's own host (its mount namespace) over ssh; nothing on the runner but
+    state and logs (fingerprints only)."""
+    from tsegossip import observe
+    from tsegossip.waiting import wait_until
+
+    old, new = GossipKey.generate(), GossipKey.generate()
+    fleet = make_fleet(groups={"web": 2}, phases={"servers": ENFORCED, "clients": ENFORCED}, key=old.reveal())
+    monkeypatch.setenv(F.IDENTITY_ENV, str(fleet.identity))
+    monkeypatch.setenv(KEY_ENV, old.reveal())
+    monkeypatch.setenv(NEW_ENV, new.reveal())
+    doc = F.spec(fleet, name=f"fleet-rj-{uuid.uuid4().hex[:6]}", phases={"servers": ENFORCED, "web": ENFORCED})
+    doc["rotate_to_env"] = NEW_ENV
+    [web] = [g for g in doc["client_groups"] if g["name"] == "web"]
+    web["down_nodes"] = "skip"
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps(doc, indent=2))
+    rollout = spec.load(spec_path)
+    _, old_shown = key_for_plan(rollout.key_env, None)
+    _, new_shown = rotation_key_for_plan(NEW_ENV, None, old_shown)
+    plan = rotation.plan_rotation(rollout, old_shown, new_shown)
+    server_api, work = fleet.servers[0].http_addr, tmp_path / "deploy"
+
+    F.consulctl(fleet, "web-2", "stop", timeout=40)
+    with Probe(fleet) as probe:
+        done = deploy.deploy_rotation(plan, spec_path, work, out=Out())
+        assert [r.stack for r in done] == [s.stack for s in plan.stages]
+        ring = keyring(server_api)
+        assert ring.num_nodes == 4 and ring.primary_everywhere(new.fingerprint) and ring.held_nowhere(old.fingerprint)
+        assert json.loads(fragments(fleet)["web-2"])["encrypt"] == old.reveal()  # skipped: not rewritten
+
+        F.consulctl(fleet, "web-2", "start")
+        web2 = fleet.host("web-2")
+        assert wait_until(lambda: (observe.node_settings(web2.http_addr, "web-2").reachable, None),
+                          timeout=30, interval=0.5).ok
+        time.sleep(3)
+        assert F.members(fleet).get("web-2") != "alive"  # cut off: it holds only the old key
+        out = Out()
+        assert deploy.rejoin_keyring(plan, spec_path, work, out=out) is True
+    text = out.getvalue()
+    assert "== keyring rejoin: cdktf deploy" in text and "for web-2 (web)" in text
+    assert F.wait_converged(fleet, timeout=30)["web-2"] == "alive"
+    ring = keyring(server_api)
+    assert ring.num_nodes == 5 and ring.primary_everywhere(new.fingerprint) and ring.held_nowhere(old.fingerprint)
+    # web-2's own file, read inside its host's namespaces: the new key, delivered over ssh
+    assert json.loads(fragments(fleet)["web-2"])["encrypt"] == new.reveal()
+    log = (work / "progress.log").read_text()
+    assert (f"web ({rollout.name}/{rollout.name}-keyring-rejoin): 1 node(s) to rewrite in enforced in 1 batch(es), "
+            "delivery ssh root@{http_host}:22") in log, log[-3000:]
+    outside = [f for f in probe.failed if "web-2" not in (f[1], f[2])]
+    assert probe.samples > 50 and outside == [], outside
+    assert old.reveal() not in log + text and new.reveal() not in log + text
