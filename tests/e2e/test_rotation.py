@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -26,13 +27,14 @@ def enforced(key: GossipKey) -> dict:
 
 @contextlib.contextmanager
 def rotation_lab(tmp_path: Path, binary: str, key: GossipKey, new: GossipKey, name: str, monkeypatch,
-                 clients: int, groups: int, **spec_fields):
-    """A lab enforced with `key`, the new key in $TSEGOSSIP_NEW_KEY and a rotation spec for it: (lab, spec path)."""
+                 clients: int, groups: int, lab_kw: dict | None = None, spec_kw: dict | None = None, **spec_fields):
+    """A lab enforced with `key`, the new key in $TSEGOSSIP_NEW_KEY and a rotation spec for it: (lab, spec path).
+    lab_kw goes to lab.up (secure=True), spec_kw to lab.write_spec (token_env=...)."""
     monkeypatch.setenv(NEW_ENV, new.reveal())
     with lab_up(tmp_path, binary, servers=3, clients=clients, groups=groups,
-                initial_fragments={"servers": enforced(key), "clients": enforced(key)}) as c:
+                initial_fragments={"servers": enforced(key), "clients": enforced(key)}, **(lab_kw or {})) as c:
         spec_path = tmp_path / "spec.json"
-        doc = make_spec(c, spec_path, name, servers_phase="enforced", clients_phase="enforced")
+        doc = make_spec(c, spec_path, name, servers_phase="enforced", clients_phase="enforced", **(spec_kw or {}))
         doc.update(rotate_to_env=NEW_ENV, **spec_fields)
         spec_path.write_text(json.dumps(doc, indent=2))
         yield c, spec_path
@@ -236,3 +238,41 @@ def test_a_straggler_down_during_the_rotation_is_brought_back_by_repair_keyring(
         for text in (r.stdout, fixed.stdout, (work / "progress.log").read_text(),
                      *(p.read_text() for p in work.rglob("*.tfstate"))):
             assert new.reveal() not in text and key.reveal() not in text
+
+
+@pytest.mark.timeout(300)
+def test_rotation_with_acls_and_https_needs_a_keyring_write_token(tmp_path, lab_binary, key, rollout_name,
+                                                                 monkeypatch):
+    """ACLs on (default deny), HTTPS only: a phase rollout's token (keyring = "read") is refused at the first
+    call with Consul's 403 named and nothing changed; `tsegossip lab token --rotation`'s rules rotate."""
+    import subprocess
+
+    from tests.e2e.helpers import tsegossip_cmd
+
+    new = GossipKey.generate()
+    work = tmp_path / "deploy"
+    with rotation_lab(tmp_path, lab_binary, key, new, rollout_name, monkeypatch, clients=2, groups=1,
+                      lab_kw={"secure": True}, spec_kw={"token_env": "LAB_TOKEN", "cacert_env": "LAB_CA"},
+                      key_fingerprint=key.fingerprint, rotate_to_fingerprint=new.fingerprint) as (c, spec_path):
+        monkeypatch.setenv("LAB_CA", c.ca_file)
+        monkeypatch.setenv("LAB_TOKEN", lab.create_token(c, lab.TSEGOSSIP_RULES))
+        assert json.loads(spec_path.read_text())["servers"]["http_addr"].startswith("https://")
+
+        def run(*args):
+            return subprocess.run([tsegossip_cmd(), *map(str, args)], capture_output=True, text=True, timeout=300)
+
+        r = run("deploy", spec_path, "--workdir", work)
+        assert r.returncode == 1, r.stdout[-3000:]
+        said = " ".join(re.sub(r"error: \S+spec\.json: ", "", r.stdout + r.stderr).split())
+        assert f"Consul refused to install key {new.fingerprint}" in said, said[-3000:]
+        assert ("lacks permission 'keyring:write'; the token in $LAB_TOKEN needs the rule keyring = \"write\". "
+                f"Keyring: dc1 LAN: {key.fingerprint}* on 5/5") in said, said[-3000:]  # nothing changed
+        assert new.reveal() not in r.stdout + r.stderr and key.reveal() not in r.stdout + r.stderr
+
+        monkeypatch.setenv("LAB_TOKEN", lab.create_token(c, lab.ROTATION_RULES))
+        r = run("deploy", spec_path, "--workdir", work)
+        assert r.returncode == 0, r.stdout[-4000:] + r.stderr
+        assert f"== step 4/4: cdktf deploy {rollout_name}-rotate-4-remove" in r.stdout
+        checked = run("check", spec_path)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert f"{new.fingerprint}* on 5/5" in checked.stdout

@@ -10,11 +10,11 @@ from .cluster import down, restart, running_lab, start, status, stop, up, wait_c
 from .configs import generate_key, phase_fragment, write_fragment
 from .model import PHASES, LabCluster, LabError, LabNode, NodeStatus, load
 from .process import ensure_binary, log_tail, node_pid
-from .secure import TSEGOSSIP_RULES, create_token
+from .secure import ROTATION_RULES, TSEGOSSIP_RULES, create_token
 from .specgen import write_spec
 
 __all__ = [
-    "PHASES", "TSEGOSSIP_RULES", "LabCluster", "create_token", "LabError", "LabNode", "NodeStatus", "down", "ensure_binary",
+    "PHASES", "ROTATION_RULES", "TSEGOSSIP_RULES", "LabCluster", "create_token", "LabError", "LabNode", "NodeStatus", "down", "ensure_binary",
     "generate_key", "load", "log_tail", "node_pid", "phase_fragment", "restart", "running_lab",
     "start", "status", "stop", "up", "verify_flags", "wait_converged", "wait_leader", "write_fragment", "write_spec",
 ]

@@ -126,7 +126,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                         description="Create a policy with the rules tsegossip needs and a token holding it, with "
                                     "the lab's management token, and print the token's SecretID on stdout "
                                     "(e.g. `export CONSUL_HTTP_TOKEN=$(tsegossip lab token --dir D)`). The rules:\n"
-                                    + lab.TSEGOSSIP_RULES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                    + lab.TSEGOSSIP_RULES + "With --rotation (a key rotation installs and removes "
+                                    "keys) keyring = \"write\" instead.",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    tk.add_argument("--rotation", action="store_true", help='keyring = "write": for a key rotation (rotate_to_env)')
     dir_arg(tk)
     tk.set_defaults(func=cmd_token)
 
@@ -207,7 +210,7 @@ def cmd_restart(args) -> int:
 
 @_guard
 def cmd_token(args) -> int:
-    print(lab.create_token(lab.load(args.dir)))
+    print(lab.create_token(lab.load(args.dir), lab.ROTATION_RULES if args.rotation else lab.TSEGOSSIP_RULES))
     return 0
 
 

@@ -24,14 +24,15 @@ CA_FILE = "consul-agent-ca.pem"
 TOKEN_FILE = "acl-management.token"
 DATACENTER = "dc1"
 
-# What tsegossip reads today, and nothing more: members (filtered by node:read, silently), each
-# agent's /v1/agent/self (agent:read) and the keyring listing (keyring:read). Rotation, which
-# installs and removes keys, will need keyring = "write".
+# What a phase rollout reads, and nothing more: members (filtered by node:read, silently), each
+# agent's /v1/agent/self (agent:read) and the keyring listing (keyring:read).
 TSEGOSSIP_RULES = """\
 agent_prefix "" { policy = "read" }
 node_prefix "" { policy = "read" }
 keyring = "read"
 """
+# A key rotation also installs, uses and removes keys (POST, PUT, DELETE /v1/operator/keyring).
+ROTATION_RULES = TSEGOSSIP_RULES.replace('keyring = "read"', 'keyring = "write"')
 
 
 def _consul(binary: str, tls_dir: str, *args: str) -> None:
