@@ -283,7 +283,7 @@ def _demo_tse(args: argparse.Namespace, workdir: Path, spec_path: Path, key: Gos
     """Scenario 2 on a TSE instance's servers: the stand-in answers the SDK, the demo saves the console."""
     import sys
 
-    from .. import check, deploy, lab, planner, report, spec
+    from .. import deploy, lab, planner, report, spec
     from ..lab import tse_lab
     from ..lab.tse_standin import TEST_SECRET_ID, TEST_SECRET_KEY, TSEStandIn
 
