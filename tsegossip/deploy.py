@@ -220,11 +220,8 @@ def rotation_done(plan, timeout: float = 3.0) -> int:
 def deploy_rotation(plan, spec_path: Path, workdir: Path, stacks: list[str] | None = None,
                     out: TextIO = sys.stdout, rollback: bool = False) -> list[StepResult]:
     """Deploy a rotation's stages (default: those the live keyring does not show done), one `cdktf deploy`
-    each, the keyring listed after each; stop at the first failure. rollback: the undo stages from where
+    each (the keyring each stage proved is in its progress lines); stop at the first failure. rollback: the undo stages from where
     the live keyring is, back to the old key alone (refused once remove is done)."""
-    from . import observe
-
-    r = plan.rollout
     if stacks:
         wanted = [plan.stage(s) for s in stacks]
     elif rollback:
@@ -256,9 +253,8 @@ def deploy_rotation(plan, spec_path: Path, workdir: Path, stacks: list[str] | No
             raise DeployError(f"cdktf deploy {stage.stack} failed (exit {proc.returncode}) after {took:.0f}s; the "
                               f"keyring is where the stage stopped (each change is safe to repeat); rerun to resume. "
                               f"Last output:\n{_tail(proc.stdout)}")
+        # the stage's keyring resource printed the keyring it proved (its last progress line above)
         print(f"   deployed {stage.stack} in {took:.1f}s", file=out, flush=True)
-        ring = observe.keyring(r.servers.http_addr, check.access_of(r))
-        print(f"   keyring: {ring.describe()}", file=out, flush=True)
         results.append(StepResult(stage.stack, took, True))
     return results
 

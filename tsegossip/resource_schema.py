@@ -143,6 +143,10 @@ PHASE_GATE = (
        "straggler need not be an alive member: it is what the repair moves.", optional=True),
     _a("servers_unlisted", Kind.BOOL,
        "The servers are TSE-managed and not listed by name: a member tagged as a server is theirs.", optional=True),
+    _a("keyring_proven_by", Kind.STRING,
+       "A rotation's keyring stage: the resource of the same stack that lists the keyring before its call and "
+       "proves it after (its conditions include the key checked here), so the gate does not list it again.",
+       optional=True),
     _a("key_env", Kind.STRING, "Environment variable holding the gossip key, to check the keyring.", required=True),
     _a("key_fingerprint", Kind.STRING, "sha256 fingerprint of the expected key.", required=True),
     _a("token_env", Kind.STRING, "Environment variable with the Consul ACL token.", optional=True),

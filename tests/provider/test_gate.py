@@ -197,3 +197,26 @@ def test_fails_gate_with_another_key_says_so_instead_of_deploy_first(cluster):
     assert (f"The key in $TSEGOSSIP_KEY (sha256:{KEY.fingerprint}) is not the one the cluster holds: export the "
             "key the earlier stages were deployed with") in err.detail
     assert "pin it in the spec as key_fingerprint" in err.detail
+
+
+def test_a_rotation_keyring_stage_gate_leaves_the_keyring_to_its_resource(cluster):
+    """keyring_proven_by: the stage's tsegossip_keyring lists the keyring itself; the gate does not list it
+    again (a keyring listing is a serf query over the whole pool), even where it would find the key short."""
+    from dataclasses import replace
+
+    cluster.nodes["server-2"].keys = {GossipKey(OTHER).fingerprint}
+    for name in ("web-1", "web-2", "web-3"):
+        cluster.nodes[name].status = "absent"
+    expected = {"server-1": "accept-encrypted", "server-2": "accept-encrypted"}
+    listed = []
+    plain = cluster.world(ENV)
+    world = replace(plain, keyring=lambda *a, **k: listed.append(a) or plain.keyring(*a, **k))
+    c = ctx(CreateContext)
+    new = PhaseGate(world=world).create(c, gate_state(cluster, expected, when="after",
+                                                      keyring_proven_by="tsegossip_keyring.keyring"))
+    assert not errors(c), c.diagnostics
+    assert listed == [] and new["verdict"].endswith("; keyring listed and proven by tsegossip_keyring.keyring")
+    # without it the same gate lists the keyring and refuses the short key
+    c = ctx(CreateContext)
+    assert PhaseGate(world=world).create(c, gate_state(cluster, expected, when="after")) is None
+    assert listed and "keyring: expected " + KEY.fingerprint in errors(c)[0].detail

@@ -351,6 +351,9 @@ class PhaseGateProps(_Common):
     repairing: Mapping[str, Phase | str] = field(default_factory=lambda: _EMPTY)
     """default: none; a repair's before-gate: straggler → the phase its own API must show now (its address in
     addresses); it need not be an alive member, it is what the repair moves."""
+    keyring_proven_by: str | None = None
+    """default: none (the gate lists the keyring); a rotation's keyring stage: the tsegossip_keyring resource of
+    the stack, whose conditions before and after include the key the gate would check."""
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -359,6 +362,10 @@ class PhaseGateProps(_Common):
              coexisting=tuple(_phase(owner, "coexisting", p) for p in self.coexisting))
         if not isinstance(self.servers_unlisted, bool):
             raise _fail(owner, "servers_unlisted", f"{self.servers_unlisted!r} is not allowed; allowed: true or false")
+        if self.keyring_proven_by is not None and not (isinstance(self.keyring_proven_by, str)
+                                                       and self.keyring_proven_by.startswith("tsegossip_keyring.")):
+            raise _fail(owner, "keyring_proven_by", f"{self.keyring_proven_by!r} is not allowed; allowed: none, or "
+                                                    "a tsegossip_keyring resource address (tsegossip_keyring.NAME)")
         if self.when not in GATE_WHEN:
             raise _fail(owner, "when", f"{self.when!r} is not allowed; allowed: {', '.join(GATE_WHEN)}")
         if not isinstance(self.expected, Mapping):
@@ -409,6 +416,7 @@ class PhaseGateProps(_Common):
             "present_phases": ",".join(p.value for p in self.present) or None,
             "coexisting_phases": ",".join(p.value for p in self.coexisting) or None,
             "servers_unlisted": True if self.servers_unlisted else None,
+            "keyring_proven_by": self.keyring_proven_by,
             "unmanaged": self.unmanaged or None,
             "may_be_down": self.may_be_down or None,
             "repairing": dict(self.repairing) or None,

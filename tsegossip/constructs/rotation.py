@@ -78,11 +78,15 @@ class RotationStack(TerraformStack):
 
         fixed = {u.phase for u in r.unmanaged if u.phase is not None}
         skip = skippable_nodes(r)  # down_nodes = skip: such a node may be down; it becomes a straggler
+        # A keyring stage's resource lists the keyring before its call (its conditions include the key every
+        # member sends with) and proves it after: the gates around it do not list it again (a keyring listing
+        # is a serf query over the whole pool, ~0.2-0.5 s; BENCHMARKS.md "Key rotation").
+        proven = None if stage.kind is StageKind.CONFIGS else "tsegossip_keyring.keyring"
         self.gate_before = PhaseGate(self, "gate-before", gate(
             "before", stage.before.primary, addresses=addresses,
             present=tuple(sorted({plan.phase} | fixed, key=lambda p: p.rank)), coexisting=(plan.phase,),
             servers_unlisted=r.servers.type is ServerType.TSE, unmanaged={u.name: u.label for u in r.unmanaged},
-            may_be_down=skip))
+            may_be_down=skip, keyring_proven_by=proven))
         movers: list = []
         if stage.kind is StageKind.CONFIGS:
             # forward: the new key; undo3: back to the old one
@@ -95,7 +99,8 @@ class RotationStack(TerraformStack):
             }, depends_on=[self.gate_before])
             movers.append(self.keyring)
         self.gate_after = PhaseGate(self, "gate-after", gate("after", stage.after.primary, addresses=nodes,
-                                                             may_be_down=skip), depends_on=movers)
+                                                             may_be_down=skip, keyring_proven_by=proven),
+                                    depends_on=movers)
 
 
 def _keyring_base(r: Rollout, stack: str, key_env: str, fingerprint: str) -> dict:

@@ -61,7 +61,10 @@ def look(state: GateState, world: World, expected: Mapping[str, Phase], fingerpr
         if v.name not in down)
     ring_note = ("; down, skipped (down_nodes = skip): " + ", ".join(f"{n} ({m})" for n, m in sorted(down.items()))
                  if down else "")
-    if fingerprint and not mismatches:
+    if fingerprint and not mismatches and state.keyring_proven_by:
+        # the stage's own keyring resource lists the keyring before its call and proves it after
+        ring_note += f"; keyring listed and proven by {state.keyring_proven_by}"
+    elif fingerprint and not mismatches:
         keyed = {n: addresses[n] for n, p in expected.items() if p.has_key and n not in down}
         ok, seen = key_installed(world, state.http_addr, fingerprint, keyed, state.access)
         if not ok:

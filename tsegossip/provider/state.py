@@ -201,6 +201,7 @@ class GateState(_State):
     present_phases: str | None = None      # before-gate: comma-separated phases before the step
     coexisting_phases: str | None = None   # before-gate: comma-separated phases during the step
     servers_unlisted: bool | None = None   # TSE servers: server members are accounted for
+    keyring_proven_by: str | None = None   # a rotation stage's tsegossip_keyring lists and proves the keyring
     may_be_down: Mapping[str, str] | None = None  # node -> role, for roles with down_nodes = skip
     unmanaged: Mapping[str, str] | None = None  # member -> phase name or `observe`
     repairing: Mapping[str, str] | None = None  # a repair's before-gate: straggler -> phase its API shows now
