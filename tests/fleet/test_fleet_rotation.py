@@ -30,6 +30,18 @@ def _files_under(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
 
 
+def _rotation_plan(tmp_path: Path, doc: dict):
+    """The rotation spec `doc` written to tmp_path/spec.json and planned with both keys' fingerprints from the
+    environment: (spec path, plan)."""
+    doc["rotate_to_env"] = NEW_ENV
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps(doc, indent=2))
+    rollout = spec.load(spec_path)
+    _, old_shown = key_for_plan(rollout.key_env, None)
+    _, new_shown = rotation_key_for_plan(NEW_ENV, None, old_shown)
+    return spec_path, rotation.plan_rotation(rollout, old_shown, new_shown)
+
+
 @pytest.mark.timeout(300)
 def test_rotation_stage_by_stage_on_3_servers_and_2_groups_over_ssh(make_fleet, tmp_path, monkeypatch):
     """3 servers + web and api (2 hosts each), started enforced with key A (initial fragments: no phase
@@ -58,14 +70,8 @@ def test_rotation_stage_by_stage_on_3_servers_and_2_groups_over_ssh(make_fleet, 
     runner_fragment_before = Path(F.CONFIG_PATH).read_bytes() if Path(F.CONFIG_PATH).exists() else None
 
     doc = F.spec(fleet, name=name, phases={"servers": ENFORCED, "web": ENFORCED, "api": ENFORCED})
-    doc["rotate_to_env"] = NEW_ENV
     assert doc["servers"]["http_addr"] == server_api and doc["servers"]["delivery"]["method"] == "ssh"
-    spec_path = tmp_path / "spec.json"
-    spec_path.write_text(json.dumps(doc, indent=2))
-    rollout = spec.load(spec_path)
-    _, old_shown = key_for_plan(rollout.key_env, None)
-    _, new_shown = rotation_key_for_plan(NEW_ENV, None, old_shown)
-    plan = rotation.plan_rotation(rollout, old_shown, new_shown)
+    spec_path, plan = _rotation_plan(tmp_path, doc)
     assert [s.stack for s in plan.stages] == [f"{name}-rotate-{s}" for s in
                                               ("1-install", "2-use", "3-configs", "4-remove")]
 
@@ -160,15 +166,10 @@ def test_a_rotation_straggler_is_brought_back_through_the_keyring_api_and_its_ow
     monkeypatch.setenv(KEY_ENV, old.reveal())
     monkeypatch.setenv(NEW_ENV, new.reveal())
     doc = F.spec(fleet, name=f"fleet-rj-{uuid.uuid4().hex[:6]}", phases={"servers": ENFORCED, "web": ENFORCED})
-    doc["rotate_to_env"] = NEW_ENV
     [web] = [g for g in doc["client_groups"] if g["name"] == "web"]
     web["down_nodes"] = "skip"
-    spec_path = tmp_path / "spec.json"
-    spec_path.write_text(json.dumps(doc, indent=2))
-    rollout = spec.load(spec_path)
-    _, old_shown = key_for_plan(rollout.key_env, None)
-    _, new_shown = rotation_key_for_plan(NEW_ENV, None, old_shown)
-    plan = rotation.plan_rotation(rollout, old_shown, new_shown)
+    spec_path, plan = _rotation_plan(tmp_path, doc)
+    rollout = plan.rollout
     server_api, work = fleet.servers[0].http_addr, tmp_path / "deploy"
 
     F.consulctl(fleet, "web-2", "stop", timeout=40)
