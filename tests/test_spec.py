@@ -84,7 +84,7 @@ def test_fails_unknown_field():
 
 def test_fails_unknown_field_in_group():
     [p] = problems(edited(client_groups__0__size=3))
-    assert p.startswith("client_groups[0].size: unknown field 'size'; allowed: batch_size, config_path, delivery, down_nodes, joined, name")
+    assert p.startswith("client_groups[0].size: unknown field 'size'; allowed: batch_size, config_path, data_dir, delivery, down_nodes, joined, name")
 
 
 def test_fails_wrong_type():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -412,6 +413,26 @@ def scrub(value):
 def fingerprint_of(encoded: str) -> str:
     raw = base64.b64decode(encoded.strip())
     return hashlib.sha256(raw).hexdigest()[:12]
+
+
+def keyring_file(text: str) -> tuple[str, ...] | None:
+    """The fingerprints an agent's serf/local.keyring holds, primary first; None when it is not one.
+
+    The file is a JSON list of base64 keys; the clear keys go no further than this function.
+    """
+    try:
+        doc = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(doc, list) or not all(isinstance(k, str) for k in doc):
+        return None
+    out = []
+    for k in doc:
+        try:
+            out.append(fingerprint_of(k))
+        except (ValueError, TypeError):
+            out.append("unparseable-key")
+    return tuple(out)
 
 
 def redact(encoded: str) -> str:

@@ -194,6 +194,11 @@ KEYRING = (
        "Node name → its role, for the nodes of roles with down_nodes = skip: such a node may be down when the "
        "call is made; it is recorded in `stragglers` (`tsegossip repair SPEC --keyring` once it is back).",
        optional=True),
+    _a("keyring_files", Kind.MAP_STRING,
+       "Role → JSON {\"delivery\": the role's delivery block, \"files\": node → <data_dir>/serf/local.keyring} "
+       "for the roles whose spec gives data_dir: read where each agent runs (local: the runner; ssh: its host, "
+       "where only each key's sha256 is computed) when a refusal counts members short, to name them.",
+       optional=True),
     _a("await_members", Kind.STRING,
        "Comma-separated nodes that must be alive members once the change is done (a keyring rejoin: the "
        "stragglers read the cluster again); waited for up to timeout_seconds.", optional=True),

@@ -201,3 +201,45 @@ def test_a_rotation_straggler_is_brought_back_through_the_keyring_api_and_its_ow
     outside = [f for f in probe.failed if "web-2" not in (f[1], f[2])]
     assert probe.samples > 50 and outside == [], outside
     assert old.reveal() not in log + text and new.reveal() not in log + text
+
+
+@pytest.mark.timeout(300)
+def test_a_member_that_missed_the_install_is_named_from_its_keyring_read_on_its_own_host(make_fleet, tmp_path,
+                                                                                          monkeypatch):
+    """web-2 is down during install (down_nodes: skip), back holding the old key only (the old key is still
+    everyone's primary, so it rejoins); the use stage is refused before its call, naming web-2: its
+    serf/local.keyring read on web-2's own host over ssh (data_dir in the spec), only sha256s sent back."""
+    from tsegossip.waiting import wait_until
+
+    old, new = GossipKey.generate(), GossipKey.generate()
+    fleet = make_fleet(groups={"web": 2}, phases={"servers": ENFORCED, "clients": ENFORCED}, key=old.reveal())
+    monkeypatch.setenv(F.IDENTITY_ENV, str(fleet.identity))
+    monkeypatch.setenv(KEY_ENV, old.reveal())
+    monkeypatch.setenv(NEW_ENV, new.reveal())
+    doc = F.spec(fleet, name=f"fleet-nm-{uuid.uuid4().hex[:6]}", phases={"servers": ENFORCED, "web": ENFORCED})
+    doc["servers"]["data_dir"] = "/var/lib/consul/data"
+    [web] = [g for g in doc["client_groups"] if g["name"] == "web"]
+    web["down_nodes"], web["data_dir"] = "skip", "/var/lib/consul/data"
+    spec_path, plan = _rotation_plan(tmp_path, doc)
+    server_api, work = fleet.servers[0].http_addr, tmp_path / "deploy"
+
+    F.consulctl(fleet, "web-2", "stop", timeout=40)
+    install, use = plan.stages[0].stack, plan.stages[1].stack
+    proc = deploy.run_cdktf("deploy", [install], spec_path, work, Out())
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    F.consulctl(fleet, "web-2", "start")
+    assert F.wait_converged(fleet, timeout=60)["web-2"] == "alive"
+    assert wait_until(lambda: (keyring(server_api).num_nodes == 5, None), timeout=20, interval=0.5).ok
+    ring = keyring(server_api)
+    assert ring.lan.keys.get(new.fingerprint) == 4, ring.describe()
+
+    proc = deploy.run_cdktf("deploy", [use], spec_path, work, Out())
+    assert proc.returncode != 0
+    said = " ".join(proc.stdout.split())
+    assert (f"key sha256:{new.fingerprint} is installed on 4 of 5 members of the dc1 LAN pool; 1 lacks it: web-2 "
+            "(from their serf/local.keyring)") in said, said[-3000:]
+    assert keyring(server_api).primary_everywhere(old.fingerprint)  # refused before the call: nothing changed
+    log = (work / "progress.log").read_text()
+    assert "read 5 of 5 agents' serf/local.keyring where they run" in log, log[-2000:]
+    for text in (log, proc.stdout):
+        assert old.reveal() not in text and new.reveal() not in text

@@ -242,3 +242,46 @@ def test_a_rejoin_that_does_not_come_back_is_refused_naming_it():
     (err,) = errors(c)
     assert err.summary == "keyring (lab/lab-keyring-rejoin): web-2 did not rejoin" and err.path == ["await_members"]
     assert "web-2: member failed after" in err.detail and "repair SPEC --keyring" in err.detail
+
+
+def test_a_refusal_names_the_members_short_from_their_keyring_files_where_they_run():
+    """keyring_files (the spec's data_dir): read through the role's delivery only when something falls short."""
+    import json as _json
+
+    cluster = Cluster()
+    for n in NODES:
+        cluster.held[n].append(NEW.fingerprint)
+    cluster.held["web-1"].remove(NEW.fingerprint)  # it missed the install
+    opened, read = [], []
+
+    class Session:
+        def __init__(self, how, ctx):
+            opened.append(how.method.value)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        def keyring_fingerprints(self, target, path, timeout):
+            read.append((target.node, target.http_addr, path))
+            return tuple(cluster.held[target.node])
+
+    files = {"web": _json.dumps({"delivery": {"method": "local"},
+                                 "files": {"web-1": "/d/web-1/serf/local.keyring", "web-2": "/d/web-2/serf/local.keyring"}})}
+    w = replace(cluster.world(ENV), open_delivery=Session)
+    s = state("use", NEW, held_before=f"{OLD.fingerprint},{NEW.fingerprint}", held_after=None,
+              primary_after=NEW.fingerprint, keyring_files=files)
+    c = ctx(CreateContext)
+    assert Keyring(world=w).create(c, s) is None
+    (err,) = errors(c)
+    assert "is installed on 2 of 3 members of the dc1 LAN pool; 1 lacks it: web-1 (from their serf/local.keyring)" \
+        in err.detail, err.detail
+    assert opened == ["local"] and read[0] == ("web-1", "http://w1:8500", "/d/web-1/serf/local.keyring")
+    assert cluster.calls == []
+    # nothing short: nothing read
+    cluster.held["web-1"].append(NEW.fingerprint)
+    opened.clear()
+    c = ctx(CreateContext)
+    assert Keyring(world=w).create(c, s) is not None and opened == []

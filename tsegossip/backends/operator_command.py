@@ -7,6 +7,8 @@ exit 0 means delivered. The restart command then runs on the runner (session.Ses
 
 from __future__ import annotations
 
+from typing import Mapping
+
 from ..delivery import Method
 from . import commands, files
 from .session import RUNNER, DeliveryFailed, Session, Target
@@ -16,6 +18,10 @@ class CommandSession(Session):
     """The operator's own program delivers; the restart command runs on the runner afterwards."""
 
     method = Method.COMMAND
+
+    def keyring_fingerprints(self, target: Target, path: str, timeout: float) -> tuple[str, ...] | None:
+        """The operator's program only writes: an agent's keyring file is not read through it."""
+        return None
 
     def write(self, target: Target, fragment: Mapping, timeout: float) -> None:
         try:

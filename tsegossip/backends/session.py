@@ -78,6 +78,18 @@ class Session:
             raise DeliveryFailed(f"its restart command failed on {RUNNER}: {result.describe()}", "restart_command")
         return result
 
+    def keyring_fingerprints(self, target: Target, path: str, timeout: float) -> tuple[str, ...] | None:
+        """The fingerprints in the agent's serf/local.keyring at `path`, primary first, read where the agent
+        runs; None when it cannot be read there (a missing file, no such way). Local: the runner reads the
+        file; the keys in it go no further than observe.keyrings.keyring_file."""
+        from ..keys import keyring_file
+
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return keyring_file(fh.read(4 * 1024 * 1024))
+        except (OSError, UnicodeDecodeError):
+            return None
+
     def close(self) -> None:
         pass
 

@@ -67,6 +67,19 @@ echo ok
 '''
 
 
+# An agent's serf/local.keyring read on its own host: $1 the file. Prints the sha256 of each key (a JSON list of
+# base64 strings, primary first), one per line, so that no key leaves the host; exit 3 when it cannot be read.
+KEYRING_SCRIPT = r'''
+f=$1
+[ -r "$f" ] || exit 3
+{ tr -d '[]" \t\r\n' < "$f" | tr ',' '\n'; echo; } | while IFS= read -r k; do
+  [ -n "$k" ] || continue
+  got=$(printf %s "$k" | base64 -d 2>/dev/null | sha256sum) || exit 4
+  echo "${got%% *}"
+done
+'''
+
+
 class SshSession(Session):
     """One step's connections: opened by preflight, reused for every write and restart, closed at the end."""
 
@@ -142,6 +155,18 @@ class SshSession(Session):
         if not res.ok:
             raise DeliveryFailed(f"its restart command failed on {host}: {res.describe()}", "restart_command")
         return res
+
+    def keyring_fingerprints(self, target: Target, path: str, timeout: float) -> tuple[str, ...] | None:
+        """Read on the node's own host over this session's connection; only each key's sha256 comes back."""
+        argv = ["sh", "-c", KEYRING_SCRIPT, "tsegossip-keyring", path]
+        try:
+            result = self._call(self._run(target, argv, None, "reading its keyring", timeout=timeout), timeout=None)
+        except DeliveryFailed:
+            return None
+        if result.exit_status != 0:
+            return None
+        out = tuple(line.strip()[:12] for line in (result.stdout or "").splitlines() if line.strip())
+        return out if out and all(len(f) == 12 for f in out) else None
 
     def close(self) -> None:
         async def shut() -> None:

@@ -9,10 +9,12 @@ member encrypts with before / after the stage held by every member.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from ..rotation import (KeyName, RotationPlan, RotationStage, StageKind, keyring_rejoin_stack_id,
                         keyring_repair_stack_id, rejoin_calls)
+from ..expectations import SERVERS
 from ..spec import Rollout, ServerType
 from ._cdk import Construct, TerraformStack
 from .bindings import KeyringResource
@@ -108,7 +110,21 @@ def _keyring_base(r: Rollout, stack: str, key_env: str, fingerprint: str) -> dic
     return {"rollout": r.name, "stack": stack, "key_env": key_env, "key_fingerprint": fingerprint,
             "http_addr": r.servers.http_addr, "token_env": r.consul.token_env, "cacert_env": r.consul.cacert_env,
             "client_cert_env": r.consul.client_cert_env, "client_key_env": r.consul.client_key_env,
-            "timeout_seconds": r.timeouts.batch_seconds, "poll_seconds": r.timeouts.poll_seconds}
+            "timeout_seconds": r.timeouts.batch_seconds, "poll_seconds": r.timeouts.poll_seconds,
+            "keyring_files": _keyring_files(r) or None}
+
+
+def _keyring_files(r: Rollout) -> dict[str, str]:
+    """Role -> {"delivery", "files": node -> <data_dir>/serf/local.keyring} for the roles with data_dir."""
+    roles = [(SERVERS, r.servers)] if r.servers.type is not ServerType.TSE else []
+    roles += [(g.name, g) for g in r.client_groups]
+    out = {}
+    for role, x in roles:
+        if x.data_dir:
+            files = {n.name: f"{x.data_dir.replace('{node}', n.name)}/serf/local.keyring" for n in x.nodes}
+            out[role] = json.dumps({"delivery": x.delivery.to_doc(), "files": files}, sort_keys=True,
+                                   separators=(",", ":"))
+    return out
 
 
 def _conditions(requires, verifies, fp) -> dict:

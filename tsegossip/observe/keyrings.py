@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from ..keys import fingerprint_of
+from ..keys import fingerprint_of, keyring_file  # keyring_file: read here and by the delivery backends
 from .client import DEFAULT_TIMEOUT, Access, ObserveError, client_for, describe_failure
 
 KEYRING_EMPTY = "keyring empty (encryption not enabled)"
@@ -302,32 +302,22 @@ class Shortfall:
         return "; ".join(parts)
 
 
-def keyring_file(text: str) -> tuple[str, ...] | None:
-    """The fingerprints an agent's serf/local.keyring holds, primary first; None when it is not one.
-
-    The file is a JSON list of base64 keys; the clear keys go no further than this function.
-    """
-    import json
-
-    try:
-        doc = json.loads(text)
-    except (TypeError, ValueError):
-        return None
-    if not isinstance(doc, list) or not all(isinstance(k, str) for k in doc):
-        return None
-    return tuple(_fp(k) for k in doc)
-
-
 def short_by_keyring_files(files: Mapping[str, str | None], fingerprint: str, want: str) -> tuple[str, ...]:
     """The members (node -> its local.keyring text, None when unread) whose file falls short of `want`.
 
     A file that is missing or does not parse names nobody: it proves nothing either way.
     """
+    return short_by_held({n: keyring_file(t) if t is not None else None for n, t in files.items()},
+                         fingerprint, want)
+
+
+def short_by_held(held_by: Mapping[str, tuple[str, ...] | None], fingerprint: str, want: str) -> tuple[str, ...]:
+    """The members (node -> the fingerprints its local.keyring holds, primary first; None when unread) that
+    fall short of `want`. An unread or empty keyring names nobody."""
     if want not in WANTS:
         raise ValueError(f"want {want!r}: expected one of {', '.join(WANTS)}")
     out = []
-    for node, text in files.items():
-        held = keyring_file(text) if text is not None else None
+    for node, held in held_by.items():
         if not held:
             continue
         if ((want == "installed" and fingerprint not in held)
@@ -339,12 +329,14 @@ def short_by_keyring_files(files: Mapping[str, str | None], fingerprint: str, wa
 
 def shortfall(view: KeyringView, fingerprint: str, want: str = "installed", *,
               members: Mapping[str, str] | None = None,
-              keyring_files: Mapping[str, str | None] | None = None) -> Shortfall:
+              keyring_files: Mapping[str, str | None] | None = None,
+              held: Mapping[str, tuple[str, ...] | None] | None = None) -> Shortfall:
     """How far `view` is from `want` for the key, naming members where anything can name them.
 
     members: name -> alive/leaving/left/failed (observe.members) of the members that should hold
     the key; those not alive are reported as uncounted. keyring_files: node -> the text of its
-    serf/local.keyring (None when it could not be read), to name the members that fall short.
+    serf/local.keyring (None when it could not be read), to name the members that fall short; held: the
+    same as fingerprints (read where the agent runs, backends.session.Session.keyring_fingerprints).
     """
     if want not in WANTS:
         raise ValueError(f"want {want!r}: expected one of {', '.join(WANTS)}")
@@ -353,6 +345,7 @@ def shortfall(view: KeyringView, fingerprint: str, want: str = "installed", *,
         return Shortfall(fingerprint, want, error=view.error or "no pools listed", uncounted=uncounted)
     worst = max(view.rings, key=lambda r: (r.short(fingerprint, want), not r.wan))
     short = worst.short(fingerprint, want)
-    named = short_by_keyring_files(keyring_files or {}, fingerprint, want) if short else ()
+    named = tuple(sorted(set(short_by_keyring_files(keyring_files or {}, fingerprint, want))
+                         | set(short_by_held(held or {}, fingerprint, want)))) if short else ()
     return Shortfall(fingerprint, want, short=short, num_nodes=worst.num_nodes, pool=worst.pool,
                      named=named, unnamed=max(0, short - len(named)), uncounted=uncounted)

@@ -5,15 +5,21 @@ over the LAN pool as a serf query) and lists the keyring through it until every 
 change. Before the call: the key in key_env must be the planned one, every listed node an alive
 member (one down during the change comes back with the old keyring only: consul#719), and the
 keyring where the previous stage leaves it. A stage already done on the live keyring (a rerun after
-a failure, or after someone ran the call by hand) makes no call at all.
+a failure, or after someone ran the call by hand) makes no call at all. Under down_nodes = skip a down
+member is recorded as a straggler instead; a refusal that counts members short names them from their
+serf/local.keyring when the spec gives data_dir (read where each agent runs, `_reader`).
 """
 
 from __future__ import annotations
 
+import json
+
 from tf.utils import Diagnostics
 
 from .. import observe as obs
+from ..backends import delivery as dl
 from ..backends import keyring as kr
+from ..delivery import Delivery, DeliveryError
 from ..observe.keyrings import shortfall
 from . import refusals
 from .refusals import refuse
@@ -34,9 +40,45 @@ def _met(view: obs.KeyringView, want: str, fp: str) -> bool:
     return view.held_nowhere(fp)
 
 
-def _unmet(view: obs.KeyringView, conditions, members: dict[str, str] | None = None) -> list[str]:
-    return [shortfall(view, fp, want, members=members).describe()
-            for want, fp in conditions if not _met(view, want, fp)]
+def _unmet(view: obs.KeyringView, conditions, members: dict[str, str] | None = None, held=None) -> list[str]:
+    """What falls short, for a refusal; `held` (called only when something does) names the members from
+    their keyring files."""
+    short = [(want, fp) for want, fp in conditions if not _met(view, want, fp)]
+    named = held() if (short and held is not None) else None
+    return [shortfall(view, fp, want, members=members, held=named).describe() for want, fp in short]
+
+
+def _reader(state: KeyringState, world: World, key):
+    """A memoised reader of every listed agent's serf/local.keyring where it runs (the roles whose spec gives
+    data_dir): node -> fingerprints, primary first, or None when it could not be read."""
+    memo: dict[str, tuple[str, ...] | None] = {}
+    addresses = dict(state.members or {})
+
+    def read() -> dict[str, tuple[str, ...] | None]:
+        if memo or not state.keyring_files:
+            return memo
+        for role, text in sorted(state.keyring_files.items()):
+            try:
+                doc = json.loads(text)
+                how = Delivery.from_doc(doc["delivery"], f"keyring_files[{role}].delivery") if doc.get("delivery") \
+                    else Delivery()
+                paths = dict(doc["files"])
+            except (ValueError, KeyError, TypeError, DeliveryError):
+                continue
+            ctx = dl.Context(secrets=[key.reveal()] if key else [], hide_env=[state.key_env or ""],
+                             environ=world.environ, progress=world.progress)
+            try:
+                with world.open_delivery(how, ctx) as session:
+                    for node, path in sorted(paths.items()):
+                        target = dl.Target(node, addresses.get(node, ""), path, "")
+                        memo[node] = session.keyring_fingerprints(target, path, min(state.timeout, 20.0))
+            except dl.DeliveryFailed:
+                memo.update({n: None for n in paths if n not in memo})
+        world.progress(f"{state.who}: read {sum(v is not None for v in memo.values())} of {len(memo)} agents' "
+                       "serf/local.keyring where they run, to name who falls short")
+        return memo
+
+    return read
 
 
 @refusals.none_when_refused
@@ -78,7 +120,8 @@ def run_keyring_stage(state: KeyringState, world: World, diags: Diagnostics) -> 
         world.progress(f"{who}: already done on the live keyring ({view.describe()}); no call made")
         return _awaited(state, world, diags, world.clock(), state.done(f"already done: {view.describe()}",
                                                                        stragglers))
-    unmet = _unmet(view, state.conditions_before, members)
+    held = _reader(state, world, key)
+    unmet = _unmet(view, state.conditions_before, members, held)
     if unmet:
         previous = f"deploy {state.previous_stack} first" if state.previous_stack else "bring the keyring there first"
         refuse(diags, f"{who}: the keyring is not where stack {state.stack} starts",
@@ -125,7 +168,8 @@ def run_keyring_stage(state: KeyringState, world: World, diags: Diagnostics) -> 
     else:
         refuse(diags, f"{who}: {op} of key {key.fingerprint} did not reach every member",
                f"After {CALL_ATTEMPTS} calls and {world.clock() - t0:.0f}s: "
-               + "; ".join(_unmet(final, state.conditions_after, members) or [final.error or final.describe()])
+               + "; ".join(_unmet(final, state.conditions_after, members, held)
+                           or [final.error or final.describe()])
                + ". Apply again once those members are back: the change is safe to repeat.",
                ["timeout_seconds"])
     verdict = f"{op} {key.fingerprint}: done in {world.clock() - t0:.2f}s, {final.describe()}"

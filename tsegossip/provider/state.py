@@ -247,6 +247,7 @@ class KeyringState(_State):
     http_addr: str | None = None
     members: Mapping[str, str] | None = None
     may_be_down: Mapping[str, str] | None = None
+    keyring_files: Mapping[str, str] | None = None
     await_members: str | None = None
     stragglers: Mapping[str, str] | None = None
     token_env: str | None = None

@@ -94,6 +94,7 @@ def _build(d: dict) -> Rollout:
         restart_command=s.get("restart_command"),
         delivery=Delivery.from_doc(s.get("delivery"), "servers.delivery"),
         down_nodes=s.get("down_nodes", "refuse"),
+        data_dir=s.get("data_dir"),
     )
     groups = tuple(
         ClientGroup(
@@ -106,6 +107,7 @@ def _build(d: dict) -> Rollout:
             nodes=_nodes(g["nodes"]),
             delivery=Delivery.from_doc(g.get("delivery"), f"client_groups[{i}].delivery"),
             down_nodes=g["down_nodes"],
+            data_dir=g.get("data_dir"),
         )
         for i, g in enumerate(d["client_groups"])
     )

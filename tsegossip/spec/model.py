@@ -47,6 +47,7 @@ class Servers:
     restart_command: str | None = None
     delivery: Delivery = Delivery()
     down_nodes: str = "refuse"      # refuse | skip (schema: $defs/self_managed_servers.down_nodes)
+    data_dir: str | None = None     # the agents' data_dir on their hosts ({node} allowed), to read local.keyring
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class ClientGroup:
     nodes: tuple[Node, ...]
     delivery: Delivery = Delivery()
     down_nodes: str = "refuse"      # refuse | skip
+    data_dir: str | None = None     # the agents' data_dir on their hosts ({node} allowed), to read local.keyring
 
 
 @dataclass(frozen=True)
