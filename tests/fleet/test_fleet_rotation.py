@@ -42,6 +42,20 @@ def _rotation_plan(tmp_path: Path, doc: dict):
     return spec_path, rotation.plan_rotation(rollout, old_shown, new_shown)
 
 
+def _web_fleet(make_fleet, monkeypatch, prefix: str):
+    """3 servers + web (2 hosts) enforced with a fresh key, both keys exported, and a spec doc with
+    down_nodes: skip on web: (fleet, old, new, doc, web's group doc)."""
+    old, new = GossipKey.generate(), GossipKey.generate()
+    fleet = make_fleet(groups={"web": 2}, phases={"servers": ENFORCED, "clients": ENFORCED}, key=old.reveal())
+    monkeypatch.setenv(F.IDENTITY_ENV, str(fleet.identity))
+    monkeypatch.setenv(KEY_ENV, old.reveal())
+    monkeypatch.setenv(NEW_ENV, new.reveal())
+    doc = F.spec(fleet, name=f"{prefix}-{uuid.uuid4().hex[:6]}", phases={"servers": ENFORCED, "web": ENFORCED})
+    [web] = [g for g in doc["client_groups"] if g["name"] == "web"]
+    web["down_nodes"] = "skip"
+    return fleet, old, new, doc, web
+
+
 @pytest.mark.timeout(300)
 def test_rotation_stage_by_stage_on_3_servers_and_2_groups_over_ssh(make_fleet, tmp_path, monkeypatch):
     """3 servers + web and api (2 hosts each), started enforced with key A (initial fragments: no phase
@@ -160,14 +174,7 @@ def test_a_rotation_straggler_is_brought_back_through_the_keyring_api_and_its_ow
     from tsegossip import observe
     from tsegossip.waiting import wait_until
 
-    old, new = GossipKey.generate(), GossipKey.generate()
-    fleet = make_fleet(groups={"web": 2}, phases={"servers": ENFORCED, "clients": ENFORCED}, key=old.reveal())
-    monkeypatch.setenv(F.IDENTITY_ENV, str(fleet.identity))
-    monkeypatch.setenv(KEY_ENV, old.reveal())
-    monkeypatch.setenv(NEW_ENV, new.reveal())
-    doc = F.spec(fleet, name=f"fleet-rj-{uuid.uuid4().hex[:6]}", phases={"servers": ENFORCED, "web": ENFORCED})
-    [web] = [g for g in doc["client_groups"] if g["name"] == "web"]
-    web["down_nodes"] = "skip"
+    fleet, old, new, doc, _ = _web_fleet(make_fleet, monkeypatch, "fleet-rj")
     spec_path, plan = _rotation_plan(tmp_path, doc)
     rollout = plan.rollout
     server_api, work = fleet.servers[0].http_addr, tmp_path / "deploy"
@@ -211,15 +218,8 @@ def test_a_member_that_missed_the_install_is_named_from_its_keyring_read_on_its_
     serf/local.keyring read on web-2's own host over ssh (data_dir in the spec), only sha256s sent back."""
     from tsegossip.waiting import wait_until
 
-    old, new = GossipKey.generate(), GossipKey.generate()
-    fleet = make_fleet(groups={"web": 2}, phases={"servers": ENFORCED, "clients": ENFORCED}, key=old.reveal())
-    monkeypatch.setenv(F.IDENTITY_ENV, str(fleet.identity))
-    monkeypatch.setenv(KEY_ENV, old.reveal())
-    monkeypatch.setenv(NEW_ENV, new.reveal())
-    doc = F.spec(fleet, name=f"fleet-nm-{uuid.uuid4().hex[:6]}", phases={"servers": ENFORCED, "web": ENFORCED})
-    doc["servers"]["data_dir"] = "/var/lib/consul/data"
-    [web] = [g for g in doc["client_groups"] if g["name"] == "web"]
-    web["down_nodes"], web["data_dir"] = "skip", "/var/lib/consul/data"
+    fleet, old, new, doc, web = _web_fleet(make_fleet, monkeypatch, "fleet-nm")
+    doc["servers"]["data_dir"] = web["data_dir"] = "/var/lib/consul/data"
     spec_path, plan = _rotation_plan(tmp_path, doc)
     server_api, work = fleet.servers[0].http_addr, tmp_path / "deploy"
 
