@@ -46,7 +46,7 @@ from tsegossip import deploy, lab, planner, spec  # noqa: E402
 from tsegossip.keys import GossipKey  # noqa: E402
 from tests.e2e.helpers import Probe, make_spec, observed_phases  # noqa: E402
 import tests.e2e.helpers as helpers  # noqa: E402
-from machine import cpu_model  # noqa: E402  (bench/machine.py, beside this script)
+from machine import cpu_model, emit  # noqa: E402  (bench/machine.py, beside this script)
 
 
 _BATCH_START = re.compile(r"progress: (\S+) \(([^)]+)\): batch (\d+)/\d+: (.+) -> \S+$")
@@ -243,9 +243,7 @@ def main() -> int:
         "failed_seen_total": sum(r["failed_seen"] for r in runs),
         "failed_outside_batch_total": sum(r["failed_outside_batch"] for r in runs),
     }
-    print(json.dumps({k: v for k, v in out.items() if k != "runs"}, indent=2, default=str))
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2, default=str))
+    emit(out, args.json)
     return 0
 
 

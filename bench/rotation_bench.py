@@ -59,7 +59,7 @@ from tsegossip import deploy, lab, rotation, spec  # noqa: E402
 from tsegossip.keys import GossipKey, key_for_plan, rotation_key_for_plan  # noqa: E402
 from tsegossip.observe import keyring  # noqa: E402
 from tests.e2e.helpers import KEY_ENV, make_spec, tsegossip_cmd  # noqa: E402
-from machine import describe  # noqa: E402  (bench/machine.py, beside this script)
+from machine import describe, emit  # noqa: E402  (bench/machine.py, beside this script)
 from rollout_bench import measure_empty_stack  # noqa: E402
 
 NEW_ENV = "TSEGOSSIP_NEW_KEY"
@@ -339,9 +339,7 @@ def main() -> int:
         "calls_total": [r["calls"] for r in runs], "listings_total": [r["listings"] for r in runs],
         "runs": runs,
     }
-    print(json.dumps({k: v for k, v in out.items() if k != "runs"}, indent=2, default=str))
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2, default=str))
+    emit(out, args.json)
     return 0
 
 

@@ -220,8 +220,8 @@ def rotation_done(plan, timeout: float = 3.0) -> int:
 def deploy_rotation(plan, spec_path: Path, workdir: Path, stacks: list[str] | None = None,
                     out: TextIO = sys.stdout, rollback: bool = False) -> list[StepResult]:
     """Deploy a rotation's stages (default: those the live keyring does not show done), one `cdktf deploy`
-    each (the keyring each stage proved is in its progress lines); stop at the first failure. rollback: the undo stages from where
-    the live keyring is, back to the old key alone (refused once remove is done)."""
+    each (the keyring each stage proved is in its progress lines); stop at the first failure. rollback: the
+    undo stages from where the live keyring is, back to the old key alone (refused once remove is done)."""
     if stacks:
         wanted = [plan.stage(s) for s in stacks]
     elif rollback:
@@ -299,9 +299,8 @@ def rejoin_keyring(plan, spec_path: Path, workdir: Path, out: TextIO = sys.stdou
     import json
 
     from . import observe
-    from .expectations import SERVERS
+    from .expectations import addresses_by_node, roles_by_node
     from .rotation import REJOIN_ENV, KeyName, keyring_rejoin_stack_id, rejoin_calls
-    from .spec import ServerType
 
     r = plan.rollout
     access = check.access_of(r)
@@ -313,8 +312,7 @@ def rejoin_keyring(plan, spec_path: Path, workdir: Path, out: TextIO = sys.stdou
         statuses = observe.members(r.servers.http_addr, access, timeout=timeout)
     except observe.ObserveError as err:
         raise DeployError(f"{where}: cannot list the members ({err}); nothing was changed") from None
-    roles = {n.name: (SERVERS, n.http_addr) for n in r.servers.nodes} if r.servers.type is not ServerType.TSE else {}
-    roles.update({n.name: (g.name, n.http_addr) for g in r.client_groups for n in g.nodes})
+    addresses, roles = addresses_by_node(r), roles_by_node(r)
     down = {n: statuses.get(n, "absent") for n in roles if statuses.get(n, "absent") != "alive"}
     if not down:
         print(f"nothing to rejoin: every listed node is an alive member (keyring: {ring.describe()})", file=out,
@@ -326,11 +324,11 @@ def rejoin_keyring(plan, spec_path: Path, workdir: Path, out: TextIO = sys.stdou
               "primary, so a straggler that runs again reads the others: `tsegossip deploy SPEC` resumes the "
               "rotation and its install reaches it", file=out, flush=True)
         return False
-    views = observe.node_settings_many({n: roles[n][1] for n in down}, access, timeout=timeout)
-    running = {n: roles[n][0] for n in sorted(down) if views[n].reachable}
+    views = observe.node_settings_many({n: addresses[n] for n in down}, access, timeout=timeout)
+    running = {n: roles[n] for n in sorted(down) if views[n].reachable}
     silent = sorted(set(down) - set(running))
     if not running:
-        raise DeployError("; ".join(f"{n}: member {down[n]}, its API at {roles[n][1]} does not answer" for n in silent)
+        raise DeployError("; ".join(f"{n}: member {down[n]}, its API at {addresses[n]} does not answer" for n in silent)
                           + ": start the agent first (its keyring file keeps the old key), then run repair again; "
                             "nothing was changed")
     old_removed = ring.held_nowhere(old)

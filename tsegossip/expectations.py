@@ -91,6 +91,11 @@ def skippable_nodes(rollout) -> dict[str, str]:
     return out
 
 
+def roles_by_node(rollout: Listed) -> dict[str, str]:
+    """Node name → its role (`servers` or the client group's name), for every listed node."""
+    return {n.name: role for role, nodes in _roles(rollout) for n in nodes}
+
+
 def addresses_by_node(rollout: Listed) -> dict[str, str]:
     """Node name → its HTTP API address, for every listed node."""
     return {n.name: n.http_addr for _, nodes in _roles(rollout) for n in nodes}

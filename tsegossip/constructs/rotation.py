@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..rotation import (KeyName, RotationPlan, RotationStage, StageKind, keyring_rejoin_stack_id,
                         keyring_repair_stack_id, rejoin_calls)
-from ..expectations import SERVERS
+from ..expectations import SERVERS, addresses_by_node
 from ..spec import Rollout, ServerType
 from ._cdk import Construct, TerraformStack
 from .bindings import KeyringResource
@@ -49,13 +49,6 @@ def _env(r: Rollout, which: KeyName) -> str:
     return r.key_env if which is KeyName.OLD else (r.rotate_to_env or "")
 
 
-def _nodes(r: Rollout) -> dict[str, str]:
-    out = {n.name: n.http_addr for n in r.servers.nodes} if r.servers.type is not ServerType.TSE else {}
-    for g in r.client_groups:
-        out.update({n.name: n.http_addr for n in g.nodes})
-    return out
-
-
 class RotationStack(TerraformStack):
     """One rotation stage as one Terraform stack; the id is the rotation plan's stack id."""
 
@@ -69,7 +62,7 @@ class RotationStack(TerraformStack):
         plan, stage, r = props.plan, props.stage, props.plan.rollout
         previous = stack_basics(self, props.state_dir, props.previous)
         fp = plan.fingerprint
-        nodes = _nodes(r)
+        nodes = addresses_by_node(r)
         expected = {n: plan.phase for n in nodes}
         addresses = {**nodes, **{u.name: u.http_addr for u in r.unmanaged if u.http_addr}}
 
@@ -185,7 +178,7 @@ class KeyringRepairStack(TerraformStack):
         super().__init__(scope, id)
         r = rollout
         stack_basics(self, state_dir)
-        base = {**_keyring_base(r, id, r.key_env, fingerprint), "members": _nodes(r)}
+        base = {**_keyring_base(r, id, r.key_env, fingerprint), "members": addresses_by_node(r)}
         self.install = KeyringResource(self, "install", {**base, "operation": "install", "held_after": fingerprint})
         self.use = KeyringResource(self, "use", {**base, "operation": "use", "held_before": fingerprint,
                                                  "held_after": fingerprint, "primary_after": fingerprint},
@@ -202,7 +195,7 @@ class KeyringRejoinStack(TerraformStack):
     def __init__(self, scope: Construct, plan: RotationPlan, stragglers: dict[str, str], old_removed: bool,
                  state_dir: str | None = None) -> None:
         r = plan.rollout
-        nodes = _nodes(r)
+        nodes = addresses_by_node(r)
         unknown = sorted(set(stragglers) - set(nodes))
         if unknown or not stragglers:
             raise PropsError(f"KeyringRejoinStack: stragglers {unknown or '(none)'}: allowed: listed nodes of "
