@@ -209,3 +209,25 @@ def test_fails_wait_running_timeout():
         tse.wait_running("ins-1", "ap-guangzhou", timeout=5, poll=1,
                          describe=lambda i, r: tse.InstanceStatus(i, "restarting"),
                          sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
+
+
+def test_keyring_fingerprints_read_where_the_session_delivers(tmp_path):
+    """Local delivery reads an agent's serf/local.keyring on the runner (fingerprints only come out); the
+    operator's command delivery cannot read, and a missing or malformed file names nobody."""
+    from tsegossip.backends import delivery as dl
+    from tsegossip.delivery import Delivery
+
+    a, b = GossipKey(TEST_KEY), GossipKey.generate()
+    ring = tmp_path / "serf" / "local.keyring"
+    ring.parent.mkdir()
+    ring.write_text(json.dumps([b.reveal(), a.reveal()]))
+    target = dl.Target("web-1", "http://127.0.0.1:1", str(ring), "")
+    ctx = dl.Context(secrets=[], hide_env=[], environ={})
+    with dl.open_session(Delivery(), ctx) as local:
+        assert local.keyring_fingerprints(target, str(ring), 5) == (b.fingerprint, a.fingerprint)
+        assert local.keyring_fingerprints(target, str(tmp_path / "missing"), 5) is None
+        (tmp_path / "bad").write_text("{not json")
+        assert local.keyring_fingerprints(target, str(tmp_path / "bad"), 5) is None
+    command = Delivery.from_doc({"method": "command", "command": ["/bin/true"]}, "delivery")
+    with dl.open_session(command, ctx) as session:
+        assert session.keyring_fingerprints(target, str(ring), 5) is None
