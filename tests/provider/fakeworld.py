@@ -28,6 +28,7 @@ class Node:
     reachable: bool = True
     keys: set = field(default_factory=set)
     comes_back: bool = True  # after a restart
+    knows_leader: bool = True  # a server back from a restart hears from the raft leader
 
 
 class FakeCluster:
@@ -42,6 +43,7 @@ class FakeCluster:
         self.writes: list[str] = []
         self.lines: list[str] = []
         self.command_env_hidden: list[list[str]] = []
+        self.leader_asks: list[str] = []
 
     # -- what a resource configures
     @property
@@ -71,6 +73,14 @@ class FakeCluster:
 
     def node_settings(self, address, name=None, access=None, timeout=None):
         return self._view(name or address.split("//")[1].split(":")[0])
+
+    def raft_leader(self, address, access=None, timeout=None):
+        self.leader_asks.append(address)
+        name = address.split("//")[1].split(":")[0]
+        n = self.nodes.get(name)
+        if n is None or not n.reachable:
+            raise obs.ObserveError(f"no answer from {address}")
+        return "10.0.0.1:8300" if n.knows_leader else ""
 
     def keyring(self, address, access=None, timeout=None, local_only=False):
         # As Consul 1.14: every agent relays the same LAN-wide listing (local-only only drops the WAN).
@@ -120,6 +130,6 @@ class FakeCluster:
 
     def world(self, environ) -> World:
         return World(environ=environ, progress=self.lines.append, observe=self.observe, members=self.members,
-                     roster=self.roster,
+                     roster=self.roster, raft_leader=self.raft_leader,
                      node_settings=self.node_settings, keyring=self.keyring, write_fragment=self.write_fragment,
                      run_command=self.run_command, sleep=self.sleep, clock=self.clock)

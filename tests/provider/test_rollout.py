@@ -117,6 +117,37 @@ def test_server_params_self_managed_one_at_a_time(cluster):
     assert new["observed"] == {"server-1": "send-encrypted", "server-2": "send-encrypted"}
 
 
+def test_a_server_batch_counts_as_back_once_the_server_knows_the_raft_leader(cluster):
+    for n in cluster.nodes.values():
+        n.phase = cluster.nodes["server-1"].phase
+    c = ctx(CreateContext)
+    assert ServerParams(world=cluster.world(ENV)).create(c, server_state(cluster)) is not None
+    assert not errors(c), c.diagnostics
+    # each restarted server is asked on its own address, and the observed agent too
+    assert "http://server-1:8500" in cluster.leader_asks and "http://server-2:8500" in cluster.leader_asks
+    done = [line for line in cluster.lines if "alive in send-encrypted" in line]
+    assert len(done) == 2 and all("raft leader 10.0.0.1:8300 known to server-" in line for line in done), done
+
+
+def test_a_server_alive_in_gossip_but_outside_raft_stops_the_rollout_before_the_next_server(cluster):
+    for n in cluster.nodes.values():
+        n.phase = cluster.nodes["server-1"].phase
+    cluster.nodes["server-1"].knows_leader = False
+    c = ctx(CreateContext)
+    assert ServerParams(world=cluster.world(ENV)).create(c, server_state(cluster)) is None
+    (err,) = errors(c)
+    assert err.summary.endswith("stopped at server-1"), err.summary
+    assert "not back in raft" in err.detail and "server-1: no leader" in err.detail, err.detail
+    assert "(server-2)" in err.detail  # named as untouched
+    assert [cmd.split()[1] for cmd in cluster.commands] == ["server-1"]
+
+
+def test_client_groups_do_not_wait_for_raft(cluster):
+    c = ctx(CreateContext)
+    assert ClientConfig(world=cluster.world(ENV)).create(c, client_state(cluster, ["web-1", "web-2"])) is not None
+    assert not errors(c) and cluster.leader_asks == []
+
+
 def test_a_failed_delivery_preflight_refuses_before_any_write(cluster):
     """An ssh step whose preflight fails on one host (here: a stand-in session) writes and restarts nothing."""
     from dataclasses import replace

@@ -123,7 +123,11 @@ def wait_converged(cluster: LabCluster | str | os.PathLike, timeout: float = 20.
         if m is None:
             lines.append(f"  {name}: no answer from its HTTP API")
         elif want - alive(m):
-            lines.append(f"  {name}: does not see alive: {', '.join(sorted(want - alive(m)))}")
+            # the status says which serf race it is: "leaving"/"left" is a leave that outran the
+            # rejoin, "failed" a probe that timed out, "not listed" a join that never reached it
+            seen = ", ".join(f"{k} ({agentapi.STATUS_NAMES.get(m[k], m[k]) if k in m else 'not listed'})"
+                             for k in sorted(want - alive(m)))
+            lines.append(f"  {name}: does not see alive: {seen}")
     raise LabError(f"lab did not converge within {timeout:.0f}s:\n" + "\n".join(lines))
 
 

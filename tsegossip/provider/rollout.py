@@ -261,8 +261,45 @@ def _roll_batch(state: NodesState, world: World, diags: Diagnostics, session: dl
         _stop(diags, state, batch[0] if len(batch) == 1 else ", ".join(batch),
               f"not alive in {target} within {timeout:.0f}s after the restart (saw {bad})", batches, i,
               path=["timeout_seconds"])
+    raft = ""
+    if state.waits_for_raft:
+        raft = "; " + _wait_for_leader(state, world, diags, batches, i, deadline=t0 + timeout)
     world.progress(f"{who}: batch {i}/{len(batches)} alive in {target} after {world.clock() - t0:.2f}s "
-                   f"(restart commands {restarting:.2f}s)")
+                   f"(restart commands {restarting:.2f}s){raft}")
+
+
+def leader_known(world: World, state: NodesState, names: list[str]) -> tuple[bool, dict[str, str]]:
+    """Whether every named server and the observed agent know one and the same raft leader;
+    else what each answered."""
+    nodes = state.node_addresses
+    asked = {n: nodes[n] for n in names}
+    asked.setdefault(f"servers.http_addr {state.http_addr}", state.http_addr)
+    seen: dict[str, str] = {}
+    for who, http_addr in asked.items():
+        try:
+            seen[who] = world.raft_leader(http_addr, state.access) or "no leader"
+        except obs.ObserveError as err:
+            seen[who] = f"no answer ({err})"
+    leaders = set(seen.values())
+    return len(leaders) == 1 and not any(v == "no leader" or v.startswith("no answer") for v in leaders), seen
+
+
+def _wait_for_leader(state: NodesState, world: World, diags: Diagnostics, batches: list[list[str]], i: int,
+                     deadline: float) -> str:
+    """Wait (within the batch's timeout) until the restarted servers know the raft leader; the
+    progress text, or a stop naming what each answered."""
+    batch = batches[i - 1]
+    waited = world.wait_until(lambda: leader_known(world, state, batch),
+                              timeout=max(0.0, deadline - world.clock()), interval=state.poll,
+                              first=FIRST_LOOK, backoff=BACKOFF)
+    if not waited.ok:
+        bad = "; ".join(f"{n}: {s}" for n, s in waited.value.items())
+        _stop(diags, state, batch[0] if len(batch) == 1 else ", ".join(batch),
+              f"alive in gossip but not back in raft within {state.timeout:.0f}s after the restart: the "
+              f"servers do not agree on a raft leader (saw {bad}); restarting the next server could cost "
+              "the quorum", batches, i, path=["timeout_seconds"])
+    leader = next(iter(waited.value.values()))
+    return f"raft leader {leader} known to {', '.join(batch)}"
 
 
 def _stop(diags: Diagnostics, state: NodesState, node: str, what: str, batches: list[list[str]], i: int,

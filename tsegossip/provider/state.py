@@ -146,6 +146,11 @@ class NodesState(_State):
         return 1
 
     @property
+    def waits_for_raft(self) -> bool:
+        """Whether a batch counts as back only once its agents know the raft leader (servers do)."""
+        return False
+
+    @property
     def skips_down_nodes(self) -> bool:
         return self.down_nodes == "skip"
 
@@ -161,6 +166,12 @@ class ServerParamsState(NodesState):
     server_type: str | None = None
     instance_id: str | None = None
     region: str | None = None
+
+    @property
+    def waits_for_raft(self) -> bool:
+        # An alive gossip member may not have heard from the raft leader yet: restarting the next
+        # server then can cost the quorum. (TSE servers are rolled by TSE, not by roll_nodes.)
+        return True
 
     @property
     def tse_timeout(self) -> float:

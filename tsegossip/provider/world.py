@@ -53,6 +53,7 @@ class World:
     roster: Callable[..., tuple] = obs.roster
     node_settings: Callable[..., obs.NodeView] = obs.node_settings
     keyring: Callable[..., obs.KeyringView] = obs.keyring
+    raft_leader: Callable[..., str] = obs.raft_leader
     write_fragment: Callable[[str, Mapping], str] = files.write_fragment
     run_command: Callable[..., commands.CommandResult] = commands.run
     open_delivery: Callable[..., delivery.Session] = delivery.open_session
