@@ -29,6 +29,7 @@ class Node:
     keys: set = field(default_factory=set)
     comes_back: bool = True  # after a restart
     knows_leader: bool = True  # a server back from a restart hears from the raft leader
+    listed_after_restart: str = "alive"  # serf status the observed agent lists it with once it is back
 
 
 class FakeCluster:
@@ -114,7 +115,7 @@ class FakeCluster:
             doc = json.load(fh)
         if node.comes_back:
             node.phase = phase_of_fragment(doc)
-            node.status, node.reachable = "alive", True
+            node.status, node.reachable = node.listed_after_restart, True
             if doc.get("encrypt"):
                 node.keys.add(fingerprint_of(doc["encrypt"]))
         else:

@@ -107,6 +107,15 @@ def test_fails_stops_at_first_node_that_does_not_come_back(cluster):
     assert [c.split()[1] for c in cluster.commands] == ["web-1"]
 
 
+def test_a_node_back_in_phase_but_listed_leaving_stops_naming_the_stale_leave_and_the_remedy(cluster):
+    cluster.nodes["web-1"].listed_after_restart = "leaving"  # serf's leave intent relayed after the rejoin
+    c = ctx(CreateContext)
+    assert ClientConfig(world=cluster.world(ENV)).create(c, client_state(cluster, ["web-1", "web-2"])) is None
+    (err,) = errors(c)
+    assert "web-1: member leaving, phase" in err.detail and "a stale leave: the node answers in" in err.detail
+    assert "consul join" in err.detail and "(web-2)" in err.detail  # the rest untouched, rerun resumes
+
+
 def test_server_params_self_managed_one_at_a_time(cluster):
     for n in cluster.nodes.values():
         n.phase = cluster.nodes["server-1"].phase

@@ -16,6 +16,9 @@ from ..agentshape import verify_flags
 from .model import LabNode
 
 ALIVE = 1
+LEAVING = 2
+STALE_LEAVING_AFTER = 3.0  # s a running agent may be listed `leaving` before it is re-announced
+REANNOUNCE_EVERY = 5.0     # s between two re-announcements of one agent to one peer
 STATUS_NAMES = {0: "none", 1: "alive", 2: "leaving", 3: "left", 4: "failed"}  # serf's member status codes
 
 
@@ -41,6 +44,20 @@ def members(node: LabNode, timeout: float = 1.0) -> dict[str, int] | None:
         return {m["Name"]: m["Status"] for m in request(node, "/v1/agent/members", timeout=timeout)}
     except (OSError, ValueError, urllib.error.URLError):
         return None
+
+
+def join(node: LabNode, serf_addr: str, timeout: float = 5.0) -> bool:
+    """Ask `node` to join the agent at `serf_addr` (PUT /v1/agent/join); whether it answered 200.
+
+    Besides the push/pull with that agent, serf's Join broadcasts a fresh join intent stamped with
+    the node's Lamport clock after the push/pull, hence newer than any leave intent the peer holds
+    for it: this is what ends a stale `leaving` (see cluster.StaleLeaves).
+    """
+    try:
+        request(node, f"/v1/agent/join/{serf_addr}", method="PUT", timeout=timeout)
+        return True
+    except (OSError, ValueError, urllib.error.URLError):
+        return False
 
 
 def agent_self(node: LabNode, timeout: float = 2.0) -> dict:

@@ -111,8 +111,11 @@ def wait_converged(cluster: LabCluster | str | os.PathLike, timeout: float = 20.
     def alive(m: Mapping[str, int]) -> set[str]:
         return {k for k, v in m.items() if v == ALIVE}
 
+    stale = StaleLeaves(cluster)
+
     def converged() -> tuple[bool, dict[str, dict[str, int] | None]]:
         views = {name: agentapi.members(cluster.node(name)) for name in names}
+        stale.mend(views)
         return all(m is not None and want <= alive(m) for m in views.values()), views
 
     waited = wait_until(converged, timeout=timeout, interval=CONVERGE_POLL)
@@ -129,6 +132,53 @@ def wait_converged(cluster: LabCluster | str | os.PathLike, timeout: float = 20.
                              for k in sorted(want - alive(m)))
             lines.append(f"  {name}: does not see alive: {seen}")
     raise LabError(f"lab did not converge within {timeout:.0f}s:\n" + "\n".join(lines))
+
+
+class StaleLeaves:
+    """Ends serf's stuck `leaving`: a peer that lists a running agent as leaving long after it rejoined.
+
+    The race (serf v0.10.1, serf.go handleNodeJoin / handleNodeLeaveIntent, as vendored by Consul
+    1.14): a restarted agent's memberlist rejoin makes the peer mark it alive again whatever the
+    status was; a copy of the agent's own earlier leave intent, relayed late by a third member,
+    then carries a Lamport time newer than anything the peer has for it, so the peer sets it
+    `leaving`, and nothing memberlist sees (the agent is alive) ever moves it back. The agent's
+    own join intent cannot help when it was stamped before its clock had witnessed that leave.
+    The remedy is Consul's own API: the agent joins that peer (PUT /v1/agent/join on the agent),
+    which stamps a new join intent after a push/pull with the peer, newer than the leave.
+
+    Only agents that answer their own API and list themselves alive are re-announced, and only
+    after agentapi.STALE_LEAVING_AFTER s of `leaving` (an agent really leaving is gone in well under that:
+    the lab only stops agents itself). Each re-announcement is noted on stderr.
+    """
+
+    def __init__(self, cluster: LabCluster, clock=time.monotonic):
+        self.cluster = cluster
+        self.clock = clock
+        self.since: dict[tuple[str, str], float] = {}   # (peer, agent) -> first seen leaving
+        self.last: dict[tuple[str, str], float] = {}    # (peer, agent) -> last re-announced
+        self.mended: list[tuple[str, str]] = []
+
+    def mend(self, views: Mapping[str, Mapping[str, int] | None]) -> None:
+        now = self.clock()
+        leaving = {(peer, agent) for peer, m in views.items() if m is not None
+                   for agent, status in m.items() if status == agentapi.LEAVING and agent != peer}
+        for pair in list(self.since):
+            if pair not in leaving:
+                del self.since[pair]
+        for peer, agent in sorted(leaving):
+            first = self.since.setdefault((peer, agent), now)
+            own = views.get(agent)
+            if (now - first < agentapi.STALE_LEAVING_AFTER or own is None or own.get(agent) != ALIVE
+                    or now - self.last.get((peer, agent), -agentapi.REANNOUNCE_EVERY) < agentapi.REANNOUNCE_EVERY):
+                continue
+            self.last[(peer, agent)] = now
+            target = self.cluster.node(peer)
+            ok = agentapi.join(self.cluster.node(agent), target.serf_addr)
+            self.mended.append((peer, agent))
+            note(f"lab: {peer} has listed {agent} as leaving for {now - first:.1f}s although {agent} is "
+                 f"running and alive: a serf leave intent relayed after its rejoin; {agent} joins "
+                 f"{peer} ({target.serf_addr}) to stamp a newer join intent"
+                 + ("" if ok else " (the join call failed; trying again later)"))
 
 
 def wait_leader(cluster: LabCluster | str | os.PathLike, timeout: float = 20.0) -> float:

@@ -34,7 +34,8 @@ from ..atomicfile import write_json, write_text
 from ..keys import GossipKey
 from ..phases import Phase
 from . import fleetnet as net
-from .model import LabError
+from .agentapi import REANNOUNCE_EVERY, STALE_LEAVING_AFTER
+from .model import LabError, note
 from .process import ensure_binary
 
 DEFAULT_WORKDIR = Path("/tmp/tsegossip-fleet")
@@ -43,6 +44,7 @@ DEFAULT_WORKDIR = Path("/tmp/tsegossip-fleet")
 CURRENT = Path("/run/tsegossip-fleet")
 FIRST_HOST = 11
 HTTP_PORT = 8500
+SERF_LAN_PORT = 8301  # Consul's default, as 00-base.json leaves it
 SSHD = "/usr/sbin/sshd"
 CONFIG_PATH = "/etc/consul.d/50-gossip.json"
 CONSULCTL = "/var/lib/consul/consulctl"
@@ -379,10 +381,30 @@ def members(fleet: Fleet, via: str | None = None, timeout: float = 2.0) -> dict[
     return {r["Name"]: names.get(r["Status"], str(r["Status"])) for r in rows}
 
 
-def wait_converged(fleet: Fleet, names: Sequence[str] | None = None, timeout: float = 90) -> dict[str, str]:
+def reannounce(fleet: Fleet, agent: str, peer: str, timeout: float = 5.0) -> bool:
+    """`agent` joins `peer` (PUT /v1/agent/join on the agent's host, to the peer's serf LAN port):
+    the fresh join intent ends the peer's stale `leaving` for it (cluster.StaleLeaves says why)."""
+    req = urllib.request.Request(f"{fleet.host(agent).http_addr}/v1/agent/join/{fleet.host(peer).addr}:{SERF_LAN_PORT}",
+                                 method="PUT")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout):
+            return True
+    except (OSError, urllib.error.URLError, ValueError):
+        return False
+
+
+def wait_converged(fleet: Fleet, names: Sequence[str] | None = None, timeout: float = 90,
+                   progress=note) -> dict[str, str]:
+    """Wait until the first server lists every started (or named) host alive; its last listing.
+
+    A host it keeps listing `leaving` for STALE_LEAVING_AFTER s while the host's own agent lists
+    itself alive is re-announced (serf's late leave intent: cluster.StaleLeaves)."""
     want = list(names) if names is not None else [h.name for h in fleet.hosts if h.started]
+    peer = fleet.servers[0].name
     deadline = time.monotonic() + timeout
     seen: dict[str, str] = {}
+    since: dict[str, float] = {}
+    last: dict[str, float] = {}
     while time.monotonic() < deadline:
         try:
             seen = members(fleet)
@@ -390,6 +412,24 @@ def wait_converged(fleet: Fleet, names: Sequence[str] | None = None, timeout: fl
                 return seen
         except (OSError, urllib.error.URLError, ValueError):
             pass
+        now = time.monotonic()
+        for n in want:
+            if seen.get(n) != "leaving":
+                since.pop(n, None)
+                continue
+            first = since.setdefault(n, now)
+            if now - first < STALE_LEAVING_AFTER or now - last.get(n, -REANNOUNCE_EVERY) < REANNOUNCE_EVERY:
+                continue
+            try:
+                own = members(fleet, via=n).get(n)
+            except (OSError, urllib.error.URLError, ValueError):
+                own = None
+            if own == "alive":
+                last[n] = now
+                ok = reannounce(fleet, n, peer)
+                progress(f"fleet: {peer} has listed {n} as leaving for {now - first:.1f}s although {n} is "
+                         f"alive: a serf leave intent relayed after its rejoin; {n} joins {peer} again"
+                         + ("" if ok else " (the join call failed; trying again later)"))
         time.sleep(0.2)
     missing = {n: seen.get(n, "absent") for n in want if seen.get(n) != "alive"}
     raise LabError(f"the fleet did not converge within {timeout:.0f}s: {missing}")

@@ -58,6 +58,11 @@ def settled(world: World, state: NodesState, names: list[str], target: Phase) ->
         if status != "alive" or not view.reachable or view.phase is not target:
             ok = False
         seen[name] = f"member {status}, phase {view.describe()}"
+        if status == "leaving" and view.reachable and view.phase is target:
+            # serf's late leave intent: a copy of the node's leave from before its restart reached the
+            # observed agent after the rejoin, and memberlist, seeing the node alive, never moves it on.
+            seen[name] += (f" (a stale leave: the node answers in {target}; it ends when the node joins again, "
+                           f"`consul join <a server's LAN address>` on its host)")
     return ok, seen
 
 
