@@ -11,7 +11,9 @@ from tsegossip.lab import agentapi
 from tsegossip.lab.cluster import StaleLeaves
 from tsegossip.lab.model import layout
 
-ALIVE, LEAVING, FAILED = 1, 2, 4
+import pytest
+
+ALIVE, LEAVING, LEFT, FAILED = 1, 2, 3, 4
 
 
 class Clock:
@@ -39,25 +41,37 @@ def recording(monkeypatch):
     return calls
 
 
-def test_a_running_agent_listed_leaving_past_the_threshold_joins_that_peer(monkeypatch, capsys):
+@pytest.mark.parametrize("status,name", [(LEAVING, "leaving"), (LEFT, "left")])
+def test_a_running_agent_listed_with_a_stale_leave_past_the_threshold_joins_that_peer(monkeypatch, capsys,
+                                                                                       status, name):
     calls = recording(monkeypatch)
     c, clock = cluster(), Clock()
     stale = StaleLeaves(c, clock=clock)
-    stale.mend(views())
+    stale.mend(views(status))
     clock.t += agentapi.STALE_LEAVING_AFTER - 0.1
-    stale.mend(views())
+    stale.mend(views(status))
     assert calls == []  # a real leave passes through `leaving` for a moment: not yet
     clock.t += 0.2
-    stale.mend(views())
+    stale.mend(views(status))
     assert calls == [("web-1", c.node("server-2").serf_addr)]  # the agent joins the stale peer, not anyone
     err = capsys.readouterr().err
-    assert "server-2 has listed web-1 as leaving" in err and "web-1 joins server-2" in err
+    assert f"server-2 has listed web-1 as {name}" in err and "web-1 joins server-2" in err
     clock.t += 1
-    stale.mend(views())
+    stale.mend(views(status))
     assert len(calls) == 1  # not again before REANNOUNCE_EVERY
     clock.t += agentapi.REANNOUNCE_EVERY
-    stale.mend(views())
+    stale.mend(views(status))
     assert len(calls) == 2
+
+
+def test_a_failed_member_is_left_to_memberlist(monkeypatch):
+    calls = recording(monkeypatch)  # `failed` is what a phase that cannot gossip shows: no join for it
+    clock = Clock()
+    stale = StaleLeaves(cluster(), clock=clock)
+    for _ in range(3):
+        stale.mend(views(FAILED))
+        clock.t += agentapi.REANNOUNCE_EVERY
+    assert calls == []
 
 
 def test_no_join_for_an_agent_that_is_gone_or_not_alive_in_its_own_view(monkeypatch):

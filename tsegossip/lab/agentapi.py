@@ -17,6 +17,7 @@ from .model import LabNode
 
 ALIVE = 1
 LEAVING = 2
+LEFT = 3
 STALE_LEAVING_AFTER = 3.0  # s a running agent may be listed `leaving` before it is re-announced
 REANNOUNCE_EVERY = 5.0     # s between two re-announcements of one agent to one peer
 STATUS_NAMES = {0: "none", 1: "alive", 2: "leaving", 3: "left", 4: "failed"}  # serf's member status codes

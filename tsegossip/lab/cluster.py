@@ -135,50 +135,59 @@ def wait_converged(cluster: LabCluster | str | os.PathLike, timeout: float = 20.
 
 
 class StaleLeaves:
-    """Ends serf's stuck `leaving`: a peer that lists a running agent as leaving long after it rejoined.
+    """Ends a peer's stale leave: a running agent it still lists `leaving` or `left` after the rejoin.
 
-    The race (serf v0.10.1, serf.go handleNodeJoin / handleNodeLeaveIntent, as vendored by Consul
-    1.14): a restarted agent's memberlist rejoin makes the peer mark it alive again whatever the
-    status was; a copy of the agent's own earlier leave intent, relayed late by a third member,
-    then carries a Lamport time newer than anything the peer has for it, so the peer sets it
-    `leaving`, and nothing memberlist sees (the agent is alive) ever moves it back. The agent's
-    own join intent cannot help when it was stamped before its clock had witnessed that leave.
-    The remedy is Consul's own API: the agent joins that peer (PUT /v1/agent/join on the agent),
-    which stamps a new join intent after a push/pull with the peer, newer than the leave.
+    Two races of a restart with a graceful leave, both seen in this lab under load:
+    - `leaving` (serf v0.10.1, serf.go handleNodeJoin / handleNodeLeaveIntent, as vendored by Consul
+      1.14): the rejoin makes the peer mark the agent alive whatever its status was; a copy of the
+      agent's earlier leave intent, relayed late by a third member, then carries a Lamport time newer
+      than anything the peer has for it, so the peer sets it `leaving`, and nothing memberlist sees
+      (the agent is alive) ever moves it back. The agent's own join intent cannot help when it was
+      stamped before its clock had witnessed that leave.
+    - `left` (memberlist): the peer ignored the new agent's alive message while it still held the old
+      one as alive, then took the old agent's leave; only a push/pull (every 30 s or so) corrects it.
+    The remedy for both is Consul's own API: the agent joins that peer (PUT /v1/agent/join on the
+    agent), a push/pull with it, after which serf stamps a join intent newer than the leave.
 
-    Only agents that answer their own API and list themselves alive are re-announced, and only
-    after agentapi.STALE_LEAVING_AFTER s of `leaving` (an agent really leaving is gone in well under that:
-    the lab only stops agents itself). Each re-announcement is noted on stderr.
+    Only agents that answer their own API and list themselves alive are re-announced, and only after
+    agentapi.STALE_LEAVING_AFTER s (an agent really leaving is gone from its own API well before: the
+    lab only stops agents itself). An agent cut off by its phase stays cut off: its join fails for
+    the same reason its gossip does. Each re-announcement is noted on stderr.
     """
+
+    STATUSES = {agentapi.LEAVING: "leaving", agentapi.LEFT: "left"}
 
     def __init__(self, cluster: LabCluster, clock=time.monotonic):
         self.cluster = cluster
         self.clock = clock
-        self.since: dict[tuple[str, str], float] = {}   # (peer, agent) -> first seen leaving
+        self.since: dict[tuple[str, str], float] = {}   # (peer, agent) -> first seen with a stale leave
         self.last: dict[tuple[str, str], float] = {}    # (peer, agent) -> last re-announced
         self.mended: list[tuple[str, str]] = []
 
     def mend(self, views: Mapping[str, Mapping[str, int] | None]) -> None:
         now = self.clock()
-        leaving = {(peer, agent) for peer, m in views.items() if m is not None
-                   for agent, status in m.items() if status == agentapi.LEAVING and agent != peer}
+        stale = {(peer, agent): status for peer, m in views.items() if m is not None
+                 for agent, status in m.items() if status in self.STATUSES and agent != peer}
         for pair in list(self.since):
-            if pair not in leaving:
+            if pair not in stale:
                 del self.since[pair]
-        for peer, agent in sorted(leaving):
+        for (peer, agent), status in sorted(stale.items()):
             first = self.since.setdefault((peer, agent), now)
             own = views.get(agent)
             if (now - first < agentapi.STALE_LEAVING_AFTER or own is None or own.get(agent) != ALIVE
                     or now - self.last.get((peer, agent), -agentapi.REANNOUNCE_EVERY) < agentapi.REANNOUNCE_EVERY):
                 continue
+            again = (peer, agent) in self.last
             self.last[(peer, agent)] = now
             target = self.cluster.node(peer)
             ok = agentapi.join(self.cluster.node(agent), target.serf_addr)
             self.mended.append((peer, agent))
-            note(f"lab: {peer} has listed {agent} as leaving for {now - first:.1f}s although {agent} is "
-                 f"running and alive: a serf leave intent relayed after its rejoin; {agent} joins "
-                 f"{peer} ({target.serf_addr}) to stamp a newer join intent"
-                 + ("" if ok else " (the join call failed; trying again later)"))
+            if not again or ok:
+                note(f"lab: {peer} has listed {agent} as {self.STATUSES[status]} for {now - first:.1f}s although "
+                     f"{agent} is running and alive: a leave from before its restart that outran the rejoin; "
+                     f"{agent} joins {peer} ({target.serf_addr}) again"
+                     + ("" if ok else " (the join failed: cut off, or not up yet; asked again every "
+                        f"{agentapi.REANNOUNCE_EVERY:.0f}s, noted only when it works)"))
 
 
 def wait_leader(cluster: LabCluster | str | os.PathLike, timeout: float = 20.0) -> float:

@@ -397,7 +397,7 @@ def wait_converged(fleet: Fleet, names: Sequence[str] | None = None, timeout: fl
                    progress=note) -> dict[str, str]:
     """Wait until the first server lists every started (or named) host alive; its last listing.
 
-    A host it keeps listing `leaving` for STALE_LEAVING_AFTER s while the host's own agent lists
+    A host it keeps listing `leaving` or `left` for STALE_LEAVING_AFTER s while the host's own agent lists
     itself alive is re-announced (serf's late leave intent: cluster.StaleLeaves)."""
     want = list(names) if names is not None else [h.name for h in fleet.hosts if h.started]
     peer = fleet.servers[0].name
@@ -414,7 +414,7 @@ def wait_converged(fleet: Fleet, names: Sequence[str] | None = None, timeout: fl
             pass
         now = time.monotonic()
         for n in want:
-            if seen.get(n) != "leaving":
+            if seen.get(n) not in ("leaving", "left"):
                 since.pop(n, None)
                 continue
             first = since.setdefault(n, now)
@@ -427,8 +427,8 @@ def wait_converged(fleet: Fleet, names: Sequence[str] | None = None, timeout: fl
             if own == "alive":
                 last[n] = now
                 ok = reannounce(fleet, n, peer)
-                progress(f"fleet: {peer} has listed {n} as leaving for {now - first:.1f}s although {n} is "
-                         f"alive: a serf leave intent relayed after its rejoin; {n} joins {peer} again"
+                progress(f"fleet: {peer} has listed {n} as {seen[n]} for {now - first:.1f}s although {n} is "
+                         f"alive: a leave from before its restart that outran the rejoin; {n} joins {peer} again"
                          + ("" if ok else " (the join call failed; trying again later)"))
         time.sleep(0.2)
     missing = {n: seen.get(n, "absent") for n in want if seen.get(n) != "alive"}
