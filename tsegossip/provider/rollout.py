@@ -58,9 +58,10 @@ def settled(world: World, state: NodesState, names: list[str], target: Phase) ->
         if status != "alive" or not view.reachable or view.phase is not target:
             ok = False
         seen[name] = f"member {status}, phase {view.describe()}"
-        if status == "leaving" and view.reachable and view.phase is target:
-            # serf's late leave intent: a copy of the node's leave from before its restart reached the
-            # observed agent after the rejoin, and memberlist, seeing the node alive, never moves it on.
+        if status in ("leaving", "left") and view.reachable and view.phase is target:
+            # a leave from before the restart that outran the rejoin: serf's late-relayed leave intent
+            # (`leaving`, which memberlist, seeing the node alive, never moves on) or memberlist's twin
+            # (`left` until a push/pull); lab/cluster.py StaleLeaves has the whole story.
             seen[name] += (f" (a stale leave: the node answers in {target}; it ends when the node joins again, "
                            f"`consul join <a server's LAN address>` on its host)")
     return ok, seen
