@@ -18,10 +18,11 @@ from .spec import ServerType
 def deploy_command(step: Step) -> str:
     """The command that deploys this one stage by hand.
 
-    Every stage after the first depends on the one before (cdktf stack dependencies, so a plain
-    `cdktf deploy --all` runs them in order); deploying one stage alone makes cdktf refuse it unless
-    told the earlier ones are not part of this run. That is safe: the stage's own gate-before checks
-    the live cluster is where the previous stage leaves it, whoever deployed that one and when.
+    Every stage after the first depends on the one before (cdktf stack dependencies, so `cdktf deploy`
+    naming the stages from the first runs them in order); deploying one stage alone makes cdktf refuse it
+    unless told the earlier ones are not part of this run. That is safe for one stage: its own gate-before
+    checks the live cluster is where the previous stage leaves it, whoever deployed that one and when.
+    Not for several: with the flag cdktf 0.21 starts every named stack at once (README "Using it").
     """
     extra = " --ignore-missing-stack-dependencies" if step.index > 1 else ""
     return f"cdktf deploy {step.stack} --skip-provider-lock{extra}"
