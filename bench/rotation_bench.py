@@ -31,9 +31,9 @@ stage and at start), with its round trip; baseline_all = their seconds + configs
 The fixed per-stack cost, measured in the same run: after the rotation each of the four stacks is
 deployed again with deploy.run_cdktf (the same `cdktf deploy` command; the stage is in its state, so the
 plan is empty and nothing is called): fixed = the sum of those four no-change deploys. Second figure:
-ratio_ex_fixed = (wall - fixed) / baseline. With --one-deploy the four stacks go in one `cdktf deploy` (named in
-order, without --ignore-missing-stack-dependencies) and fixed is that one command run again. Also once per bench (before the runs): t_stack, a `cdktf deploy`
-of a throwaway stack with no resources and no provider (bench/rollout_bench.measure_empty_stack).
+ratio_ex_fixed = (wall - fixed) / baseline. With --one-deploy the four stacks go in one `cdktf deploy`
+(one_command) and fixed is that one command run again. Also once per bench (before the runs): t_stack, a
+`cdktf deploy` of a throwaway stack with no resources and no provider (bench/rollout_bench.measure_empty_stack).
 """
 
 from __future__ import annotations
@@ -207,6 +207,17 @@ def parse(lines: list[tuple[float, str]], t0: float) -> dict:
             "configs_overlap": overlap, "configs_envelope_s": round(envelope, 2)}
 
 
+def one_command(stacks: list[str], spec_path: Path, work: Path) -> subprocess.CompletedProcess:
+    """All the stacks in one `cdktf deploy`, named in order. Without --ignore-missing-stack-dependencies: with
+    it cdktf 0.21 starts every named stack at once (cli-core's execute() takes the first pending stack,
+    parallelism unbounded) and the later stages' keyring pre-checks refuse them; without it, each waits for
+    the one it depends on."""
+    cmd = [a for a in deploy.cdktf_command("deploy", stacks, work / "cdktf.out")
+           if a != "--ignore-missing-stack-dependencies"]
+    return subprocess.run(cmd, cwd=ROOT, env=deploy.deploy_env(spec_path, work / "progress.log"),
+                          capture_output=True, text=True, timeout=600)
+
+
 def one_run(workdir: Path, clients: int, groups: int, batch: int, one_deploy: bool = False) -> dict:
     old, new = GossipKey.generate(), GossipKey.generate()
     os.environ[KEY_ENV], os.environ[NEW_ENV] = old.reveal(), new.reveal()
@@ -233,16 +244,11 @@ def one_run(workdir: Path, clients: int, groups: int, batch: int, one_deploy: bo
         tail = Tail(work / "progress.log")
         tail.start()
         t0 = time.monotonic()
+        stacks = [s.stack for s in plan.stages]
         if one_deploy:
-            # the lever left after the listing cut: all four stacks in one `cdktf deploy` (one synth, one
-            # CLI start; Terraform still inits and applies each stack). Without
-            # --ignore-missing-stack-dependencies: with it cdktf 0.21 starts every named stack at once
-            # (cli-core's execute() takes the first pending stack, parallelism unbounded) and the later
-            # stages' keyring pre-checks refuse them; without it, each waits for the one it depends on.
-            cmd = [a for a in deploy.cdktf_command("deploy", [s.stack for s in plan.stages], work / "cdktf.out")
-                   if a != "--ignore-missing-stack-dependencies"]
-            proc = subprocess.run(cmd, cwd=ROOT, env=deploy.deploy_env(spec_path, work / "progress.log"),
-                                  capture_output=True, text=True, timeout=600)
+            # the lever left after the listing cut: one synth, one CLI start; Terraform still inits and
+            # applies each stack
+            proc = one_command(stacks, spec_path, work)
         else:
             proc = subprocess.run([tsegossip_cmd(), "deploy", str(spec_path), "--workdir", str(work)],
                                   capture_output=True, text=True, timeout=600, env=dict(os.environ))
@@ -265,8 +271,7 @@ def one_run(workdir: Path, clients: int, groups: int, batch: int, one_deploy: bo
         if one_deploy:
             # the same one command again: its fixed cost (one synth, four stack inits and empty plans)
             ts = time.monotonic()
-            again = subprocess.run(cmd, cwd=ROOT, env=deploy.deploy_env(spec_path, work / "progress.log"),
-                                   capture_output=True, text=True, timeout=600)
+            again = one_command(stacks, spec_path, work)
             noop["all"] = round(time.monotonic() - ts, 2)
             if again.returncode != 0:
                 raise SystemExit(f"no-change deploy of all four stacks failed:\n{again.stdout[-3000:]}")
@@ -352,7 +357,8 @@ def main() -> int:
     med = lambda k: statistics.median(r[k] for r in runs)  # noqa: E731
     out = {
         "command": " ".join(["python bench/rotation_bench.py", *sys.argv[1:]]),
-        "machine": describe(), "mode": "one cdktf deploy" if args.one_deploy else "tsegossip deploy", "servers": 3, "clients": args.clients, "groups": args.groups, "batch": args.batch,
+        "machine": describe(), "mode": "one cdktf deploy" if args.one_deploy else "tsegossip deploy",
+        "servers": 3, "clients": args.clients, "groups": args.groups, "batch": args.batch,
         "t_stack_median": t_stack, "t_stack_samples": stacks,
         "wall_median": med("wall"), "baseline_median": med("baseline"), "ratio_median": med("ratio"),
         "fixed_median": med("fixed"), "ratio_ex_fixed_median": med("ratio_ex_fixed"),
